@@ -31,6 +31,7 @@
 #define CACHE_ITEM_WIN_SENT 0x04u /* a client already holds the recache "win" */
 #define CACHE_ITEM_IN_MAIN  0x08u /* eviction: lives in the main queue (cache-internal) */
 #define CACHE_ITEM_QUEUED   0x10u /* eviction: linked in a queue (cache-internal) */
+#define CACHE_ITEM_RETIRED  0x20u /* unlinked, waiting for a grace period (cache-internal) */
 
 struct cache_item {
 	struct cds_lfht_node table_node; /* hash table link; holds the reverse hash */
