@@ -1,4 +1,15 @@
-/* dataplane/memcache/mc_text.h - text + meta parser state (owned by the text side). */
+/*
+ * dataplane/memcache/mc_text.h - text + meta parser state (owned by the text
+ * side). Lives inside struct mc_session's union; one per connection.
+ *
+ * The parser is a small state machine over the byte stream:
+ *   LINE    - waiting for a complete command line ("...\n").
+ *   DATA    - a storage command's value is arriving; bytes are copied straight
+ *             into 'item' (allocated when the command line was parsed), so the
+ *             transport never has to hold a whole value.
+ *   SWALLOW - a rejected store: drop 'left' bytes (<bytes>+2) so the
+ *             connection stays in sync, as memcached does.
+ */
 #ifndef DPCACHE_MC_TEXT_H
 #define DPCACHE_MC_TEXT_H
 
@@ -6,8 +17,38 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cache_item;
+
+enum mc_text_phase {
+	MC_TEXT_LINE = 0,
+	MC_TEXT_DATA,
+	MC_TEXT_SWALLOW,
+};
+
+/* Room for the reply flags of a meta set (ms) that can only be written once
+ * the value has arrived: opaque (<= 32 bytes), k, c and b markers. */
+#define MC_TEXT_META_STASH 48
+
 struct mc_text_state {
-	int placeholder; /* replaced by the text side */
+	uint8_t phase;              /* enum mc_text_phase */
+	bool noreply;               /* classic 'noreply' / meta 'q' of the pending store */
+	bool meta;                  /* pending store is an 'ms' (meta reply form) */
+	bool meta_key_binary;       /* ms 'b': key was base64 */
+	uint8_t store_mode;         /* enum cache_store_mode */
+	bool invalidate;            /* ms I */
+	bool vivify;                /* ms N (append/prepend vivify) */
+	uint8_t stash_len;
+	char stash[MC_TEXT_META_STASH]; /* ms reply flags, in request order */
+	struct cache_item *item;    /* value being received (DATA), owned */
+	uint64_t hash;              /* of item's key */
+	uint64_t cas_compare;
+	size_t data_off;            /* value bytes already copied */
+	size_t left;                /* DATA: value+CRLF bytes still due; SWALLOW: bytes to drop */
+	char crlf[2];               /* the two bytes after the value */
+	size_t get_resume;          /* multi-get paused: offset in the line of the next key, 0 = none */
+	bool no_pause;              /* never pause on high water (UDP: one reply per datagram) */
+	uint8_t stash_nkey;         /* ms 'k': the key, echoed after the store */
+	char stash_key[250];        /* CACHE_KEY_MAX */
 };
 
 #endif

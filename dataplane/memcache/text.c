@@ -1,0 +1,888 @@
+/*
+ * dataplane/memcache/text.c - memcached's classic text protocol.
+ *
+ * Design note. The input buffer belongs to the transport and is const: a
+ * command line is parsed in place (tokens carry lengths) and is consumed only
+ * once it has been fully executed. A storage command's value is not kept in
+ * the input: its item is allocated when the command line arrives and the
+ * value bytes are copied into it as they come (DATA phase), so a partial
+ * value is always consumed. A multi-get whose replies pass the output
+ * high-water mark pauses between two keys; the line stays unconsumed and
+ * st->get_resume remembers where the next key starts.
+ *
+ * Replies are byte-for-byte memcached 1.6.18's, including its quirks: the
+ * tokenizer splits on ' ' only, a NUL ends the line, numbers follow
+ * safe_strtoul/safe_strtol (64-bit parse, then truncated to 32 bits), a
+ * rejected store swallows exactly <bytes>+2 bytes, and a value not followed
+ * by "\r\n" gets "CLIENT_ERROR bad data chunk" after exactly <bytes>+2 bytes.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/clock.h"
+#include "dataplane/memcache/mc_text_impl.h"
+
+/* ---- small helpers ------------------------------------------------------ */
+
+size_t mc_tokenize(const char *line, size_t len, struct mc_tok *tok,
+		   size_t max_tokens)
+{
+	const char *s = line;
+	const char *e = line;
+	const char *end = line + len;
+	size_t n = 0;
+
+	for (; e < end; e++) {
+		if (*e != ' ')
+			continue;
+		if (s != e) {
+			tok[n].p = s;
+			tok[n].len = (size_t)(e - s);
+			n++;
+			if (n == max_tokens - 1) {
+				/* the rest stays unsplit, as in memcached */
+				e++;
+				s = e;
+				break;
+			}
+		}
+		s = e + 1;
+	}
+	if (s < e) {
+		tok[n].p = s;
+		tok[n].len = (size_t)(e - s);
+		n++;
+	}
+	tok[n].p = e < end ? e : NULL;
+	tok[n].len = 0;
+	return n + 1;
+}
+
+/* Copies a span into a NUL-terminated buffer for strto*(); false if it
+ * cannot be a number we accept. */
+static bool span_cstr(const char *p, size_t n, char *buf, size_t cap)
+{
+	if (n == 0 || n >= cap)
+		return false;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return true;
+}
+
+/* The tail test memcached applies after strto*(): only whitespace (or the
+ * end) may follow the digits. */
+static bool num_end_ok(const char *buf, const char *endptr)
+{
+	return endptr != buf && (*endptr == '\0' || isspace((unsigned char)*endptr));
+}
+
+bool mc_parse_span_u64(const char *p, size_t n, uint64_t *out)
+{
+	char buf[64];
+	char *endptr;
+
+	*out = 0;
+	if (!span_cstr(p, n, buf, sizeof(buf)))
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(buf, &endptr, 10);
+	if (errno == ERANGE || !num_end_ok(buf, endptr))
+		return false;
+	/* strtoull accepts "-1" as 2^64-1; memcached refuses a minus sign on
+	 * numbers that look negative. */
+	if ((long long)v < 0 && memchr(buf, '-', (size_t)(endptr - buf)) != NULL)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool mc_parse_span_u32(const char *p, size_t n, uint32_t *out)
+{
+	uint64_t v;
+
+	*out = 0;
+	if (!mc_parse_span_u64(p, n, &v))
+		return false;
+	*out = (uint32_t)v; /* memcached truncates: 2^32 is accepted as 0 */
+	return true;
+}
+
+bool mc_parse_span_i32(const char *p, size_t n, int32_t *out)
+{
+	char buf[64];
+	char *endptr;
+
+	*out = 0;
+	if (!span_cstr(p, n, buf, sizeof(buf)))
+		return false;
+	errno = 0;
+	long v = strtol(buf, &endptr, 10);
+	if (errno == ERANGE || !num_end_ok(buf, endptr))
+		return false;
+	*out = (int32_t)(uint32_t)(unsigned long)v; /* truncated, as memcached */
+	return true;
+}
+
+bool mc_parse_u32(const struct mc_tok *t, uint32_t *out)
+{
+	return t->p != NULL && mc_parse_span_u32(t->p, t->len, out);
+}
+
+bool mc_parse_i32(const struct mc_tok *t, int32_t *out)
+{
+	return t->p != NULL && mc_parse_span_i32(t->p, t->len, out);
+}
+
+bool mc_parse_u64(const struct mc_tok *t, uint64_t *out)
+{
+	return t->p != NULL && mc_parse_span_u64(t->p, t->len, out);
+}
+
+int mc_out_line(struct mc_buf *out, const char *s, size_t n)
+{
+	char *p = mc_out_reserve(out, n + 2);
+	if (p == NULL)
+		return -ENOMEM;
+	memcpy(p, s, n);
+	p[n] = '\r';
+	p[n + 1] = '\n';
+	out->len += n + 2;
+	return 0;
+}
+
+/* A reply line, unless the command asked for noreply. */
+static int reply(struct mc_buf *out, bool noreply, const char *s, size_t n)
+{
+	if (noreply)
+		return MC_LINE_DONE;
+	return mc_out_line(out, s, n) == 0 ? MC_LINE_DONE : MC_LINE_CLOSE;
+}
+#define REPLY(out, noreply, lit) reply((out), (noreply), (lit), sizeof(lit) - 1)
+
+/* memcached's set_noreply_maybe: "noreply" as the last token. */
+static bool noreply_maybe(const struct mc_tok *tok, size_t ntok)
+{
+	const struct mc_tok *t = &tok[ntok - 2];
+	return t->len != 0 && MC_TOK_IS(t, "noreply");
+}
+
+static const char bad_format[] = "CLIENT_ERROR bad command line format";
+
+/* ---- retrieval ---------------------------------------------------------- */
+
+struct get_mode {
+	bool cas;
+	bool touch;
+	uint32_t exptime;
+};
+
+/* One key of get/gets/gat/gats. Returns MC_LINE_DONE or MC_LINE_CLOSE. */
+static int get_one(struct mc_session *s, const char *key, size_t nkey,
+		   const struct get_mode *m, struct mc_buf *out)
+{
+	struct mc_worker *w = s->w;
+	struct cache_read_opts opts = { .touch = m->touch, .new_exptime = m->exptime };
+	uint64_t hash = cache_hash(key, nkey);
+	const struct cache_item *it = cache_get(w->ct, key, nkey, hash,
+						m->touch ? &opts : NULL, NULL);
+
+	if (m->touch)
+		MC_STAT_INC(w, cmd_touch);
+	else
+		MC_STAT_INC(w, cmd_get);
+	if (it == NULL) {
+		if (m->touch)
+			MC_STAT_INC(w, touch_misses);
+		else
+			MC_STAT_INC(w, get_misses);
+		return MC_LINE_DONE;
+	}
+	if (m->touch)
+		MC_STAT_INC(w, touch_hits);
+	else
+		MC_STAT_INC(w, get_hits);
+
+	/* "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" */
+	size_t need = 6 + it->nkey + 1 + 10 + 1 + 10 + 1 + 20 + 2 + it->nbytes + 2;
+	char *p = mc_out_reserve(out, need);
+	if (p == NULL)
+		return MC_LINE_CLOSE;
+	char *start = p;
+	memcpy(p, "VALUE ", 6);
+	p += 6;
+	memcpy(p, cache_item_key(it), it->nkey);
+	p += it->nkey;
+	*p++ = ' ';
+	p = mc_u64toa(it->client_flags, p);
+	*p++ = ' ';
+	p = mc_u64toa(it->nbytes, p);
+	if (m->cas) {
+		*p++ = ' ';
+		p = mc_u64toa(it->cas, p);
+	}
+	*p++ = '\r';
+	*p++ = '\n';
+	memcpy(p, cache_item_value_const(it), it->nbytes);
+	p += it->nbytes;
+	*p++ = '\r';
+	*p++ = '\n';
+	out->len += (size_t)(p - start);
+	return MC_LINE_DONE;
+}
+
+static size_t skip_spaces(const char *line, size_t len, size_t pos)
+{
+	while (pos < len && line[pos] == ' ')
+		pos++;
+	return pos;
+}
+
+/* End of the key that starts at pos: the next ' ' or the end of line. */
+static size_t word_end(const char *line, size_t len, size_t pos)
+{
+	const char *sp = memchr(line + pos, ' ', len - pos);
+	return sp != NULL ? (size_t)(sp - line) : len;
+}
+
+#define GET_BATCH 24
+
+struct key_span {
+	size_t off;
+	size_t len;
+};
+
+static int bad_key_reply(struct mc_buf *out)
+{
+	return mc_out_line(out, bad_format, sizeof(bad_format) - 1) == 0 ?
+		       MC_LINE_DONE : MC_LINE_CLOSE;
+}
+
+/*
+ * get/gets/gat/gats. 'keys_at' is the offset of the first key in the line.
+ * memcached answers a key over 250 bytes with nothing but CLIENT_ERROR, so
+ * every key is checked before the first reply is written. One pass finds
+ * (and checks) up to GET_BATCH keys; only longer lines are scanned twice.
+ */
+static int process_get(struct mc_session *s, const char *line, size_t len,
+		       size_t keys_at, const struct get_mode *m,
+		       struct mc_buf *out)
+{
+	struct mc_text_state *st = &s->text;
+	struct key_span ks[GET_BATCH];
+	size_t nks = 0;
+	bool resumed = st->get_resume != 0;
+	size_t pos = skip_spaces(line, len, resumed ? st->get_resume : keys_at);
+
+	st->get_resume = 0;
+	while (pos < len && nks < GET_BATCH) {
+		size_t e = word_end(line, len, pos);
+		if (e - pos > CACHE_KEY_MAX && !resumed)
+			return bad_key_reply(out);
+		ks[nks].off = pos;
+		ks[nks].len = e - pos;
+		nks++;
+		pos = skip_spaces(line, len, e);
+	}
+	if (!resumed) {
+		for (size_t p = pos; p < len;) {
+			size_t e = word_end(line, len, p);
+			if (e - p > CACHE_KEY_MAX)
+				return bad_key_reply(out);
+			p = skip_spaces(line, len, e);
+		}
+	}
+
+	for (size_t i = 0; i < nks; i++) {
+		if (get_one(s, line + ks[i].off, ks[i].len, m, out) != MC_LINE_DONE)
+			return MC_LINE_CLOSE;
+		bool more = i + 1 < nks || pos < len;
+		if (more && mc_out_full(s, out)) {
+			st->get_resume = i + 1 < nks ? ks[i + 1].off : pos;
+			return MC_LINE_PAUSE;
+		}
+	}
+	while (pos < len) {
+		size_t e = word_end(line, len, pos);
+		if (get_one(s, line + pos, e - pos, m, out) != MC_LINE_DONE)
+			return MC_LINE_CLOSE;
+		pos = skip_spaces(line, len, e);
+		if (pos < len && mc_out_full(s, out)) {
+			st->get_resume = pos;
+			return MC_LINE_PAUSE;
+		}
+	}
+	return MC_OUT_LIT(out, "END") == 0 ? MC_LINE_DONE : MC_LINE_CLOSE;
+}
+
+/* ---- storage ------------------------------------------------------------ */
+
+int mc_text_store_begin(struct mc_session *s, const char *key, size_t nkey,
+			uint32_t flags, uint32_t exptime, size_t nbytes,
+			struct mc_buf *out)
+{
+	struct mc_text_state *st = &s->text;
+	struct mc_worker *w = s->w;
+	enum cache_status err = CACHE_INVALID;
+
+	st->hash = cache_hash(key, nkey);
+	st->item = cache_item_alloc(w->ct, key, nkey, flags, exptime, nbytes, &err);
+	if (st->item != NULL) {
+		st->phase = MC_TEXT_DATA;
+		st->data_off = 0;
+		st->left = nbytes + 2;
+		return MC_LINE_DONE;
+	}
+
+	/* Rejected: swallow the data block so the stream stays in sync. */
+	st->phase = MC_TEXT_SWALLOW;
+	st->left = nbytes + 2;
+
+	/* A failed set must not leave the old value readable (memcached
+	 * unlinks it; for ms in every mode). */
+	if (st->meta || st->store_mode == CACHE_SET)
+		(void)cache_delete(w->ct, key, nkey, st->hash, 0);
+
+	/* Meta errors are never quiet (memcached's out_errstring). */
+	bool quiet = st->noreply && !st->meta;
+	if (err == CACHE_TOO_LARGE) {
+		MC_STAT_INC(w, store_too_large);
+		return REPLY(out, quiet, "SERVER_ERROR object too large for cache");
+	}
+	if (err == CACHE_NO_MEMORY) {
+		MC_STAT_INC(w, store_no_memory);
+		return REPLY(out, quiet, "SERVER_ERROR out of memory storing object");
+	}
+	return reply(out, quiet, bad_format, sizeof(bad_format) - 1);
+}
+
+/* The value and its "\r\n" have all arrived: store and reply. */
+static int store_finish(struct mc_session *s, struct mc_buf *out)
+{
+	struct mc_text_state *st = &s->text;
+	struct mc_worker *w = s->w;
+	bool noreply = st->noreply;
+
+	st->phase = MC_TEXT_LINE;
+	MC_STAT_INC(w, cmd_set);
+	if (st->crlf[0] != '\r' || st->crlf[1] != '\n') {
+		cache_item_abort(w->ct, &st->item);
+		return REPLY(out, noreply && !st->meta, "CLIENT_ERROR bad data chunk");
+	}
+
+	struct cache_store_args args = {
+		.mode = (enum cache_store_mode)st->store_mode,
+		.cas_compare = st->cas_compare,
+		.vivify = st->vivify,
+		.invalidate = st->invalidate,
+	};
+	uint64_t cas = 0;
+	struct cache_item *it = st->item;
+	st->item = NULL;
+	enum cache_status rc = cache_store(w->ct, it, st->hash, &args, &cas);
+
+	if (args.mode == CACHE_CAS) {
+		if (rc == CACHE_OK)
+			MC_STAT_INC(w, cas_hits);
+		else if (rc == CACHE_EXISTS)
+			MC_STAT_INC(w, cas_badval);
+		else if (rc == CACHE_NOT_FOUND)
+			MC_STAT_INC(w, cas_misses);
+	}
+	if (st->meta)
+		return mc_meta_store_reply(s, rc, cas, out);
+
+	switch (rc) {
+	case CACHE_OK:
+		return REPLY(out, noreply, "STORED");
+	case CACHE_EXISTS:
+		return REPLY(out, noreply, "EXISTS");
+	case CACHE_NOT_FOUND:
+		return REPLY(out, noreply, "NOT_FOUND");
+	case CACHE_NOT_STORED:
+		return REPLY(out, noreply, "NOT_STORED");
+	case CACHE_TOO_LARGE:
+		/* append/prepend result too big: memcached says NOT_STORED */
+		if (args.mode == CACHE_APPEND || args.mode == CACHE_PREPEND)
+			return REPLY(out, noreply, "NOT_STORED");
+		return REPLY(out, noreply, "SERVER_ERROR object too large for cache");
+	case CACHE_NO_MEMORY:
+		if (args.mode == CACHE_APPEND || args.mode == CACHE_PREPEND)
+			return REPLY(out, noreply, "NOT_STORED");
+		return REPLY(out, noreply, "SERVER_ERROR out of memory storing object");
+	default:
+		return REPLY(out, noreply, "SERVER_ERROR Unhandled storage type.");
+	}
+}
+
+/* set/add/replace/append/prepend/cas <key> <flags> <exptime> <bytes> [<cas>] [noreply] */
+static int process_update(struct mc_session *s, struct mc_tok *tok,
+			  size_t ntok, enum cache_store_mode mode,
+			  struct mc_buf *out)
+{
+	struct mc_text_state *st = &s->text;
+	bool noreply = noreply_maybe(tok, ntok);
+	uint32_t flags;
+	int32_t exptime;
+	int32_t vlen;
+	uint64_t cas = 0;
+
+	if (tok[1].len > CACHE_KEY_MAX)
+		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
+	if (!mc_parse_u32(&tok[2], &flags) || !mc_parse_i32(&tok[3], &exptime) ||
+	    !mc_parse_i32(&tok[4], &vlen))
+		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
+	if (mode == CACHE_CAS && !mc_parse_u64(&tok[5], &cas))
+		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
+	if (vlen < 0 || vlen > INT_MAX - 2)
+		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
+
+	st->noreply = noreply;
+	st->meta = false;
+	st->store_mode = (uint8_t)mode;
+	st->cas_compare = cas;
+	st->vivify = false;
+	st->invalidate = false;
+	return mc_text_store_begin(s, tok[1].p, tok[1].len, flags,
+				   cache_exptime_from_wire(exptime),
+				   (size_t)vlen, out);
+}
+
+/* ---- other commands ----------------------------------------------------- */
+
+static int process_arith(struct mc_session *s, struct mc_tok *tok,
+			 size_t ntok, bool incr, struct mc_buf *out)
+{
+	struct mc_worker *w = s->w;
+	bool noreply = noreply_maybe(tok, ntok);
+	struct cache_arith_args args = { .incr = incr };
+	uint64_t value = 0;
+
+	if (tok[1].len > CACHE_KEY_MAX)
+		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
+	if (!mc_parse_u64(&tok[2], &args.delta))
+		return REPLY(out, noreply, "CLIENT_ERROR invalid numeric delta argument");
+
+	uint64_t hash = cache_hash(tok[1].p, tok[1].len);
+	switch (cache_arith(w->ct, tok[1].p, tok[1].len, hash, &args, &value, NULL)) {
+	case CACHE_OK: {
+		char num[24];
+		char *e = mc_u64toa(value, num);
+		if (incr)
+			MC_STAT_INC(w, incr_hits);
+		else
+			MC_STAT_INC(w, decr_hits);
+		return reply(out, noreply, num, (size_t)(e - num));
+	}
+	case CACHE_NON_NUMERIC:
+		return REPLY(out, noreply,
+			     "CLIENT_ERROR cannot increment or decrement non-numeric value");
+	case CACHE_NOT_FOUND:
+		if (incr)
+			MC_STAT_INC(w, incr_misses);
+		else
+			MC_STAT_INC(w, decr_misses);
+		return REPLY(out, noreply, "NOT_FOUND");
+	default:
+		return REPLY(out, noreply, "SERVER_ERROR out of memory");
+	}
+}
+
+static int process_touch(struct mc_session *s, struct mc_tok *tok,
+			 size_t ntok, struct mc_buf *out)
+{
+	struct mc_worker *w = s->w;
+	bool noreply = noreply_maybe(tok, ntok);
+	int32_t exptime;
+
+	if (tok[1].len > CACHE_KEY_MAX)
+		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
+	if (!mc_parse_i32(&tok[2], &exptime))
+		return REPLY(out, noreply, "CLIENT_ERROR invalid exptime argument");
+
+	uint64_t hash = cache_hash(tok[1].p, tok[1].len);
+	MC_STAT_INC(w, cmd_touch);
+	if (cache_touch(w->ct, tok[1].p, tok[1].len, hash,
+			cache_exptime_from_wire(exptime)) == CACHE_OK) {
+		MC_STAT_INC(w, touch_hits);
+		return REPLY(out, noreply, "TOUCHED");
+	}
+	MC_STAT_INC(w, touch_misses);
+	return REPLY(out, noreply, "NOT_FOUND");
+}
+
+/* delete <key> [0] [noreply]: the "0" is a relic memcached still accepts. */
+static int process_delete(struct mc_session *s, struct mc_tok *tok,
+			  size_t ntok, struct mc_buf *out)
+{
+	struct mc_worker *w = s->w;
+	bool noreply = false;
+
+	if (ntok > 3) {
+		bool hold_is_zero = MC_TOK_IS(&tok[2], "0");
+		noreply = noreply_maybe(tok, ntok);
+		bool valid = (ntok == 4 && (hold_is_zero || noreply)) ||
+			     (ntok == 5 && hold_is_zero && noreply);
+		if (!valid)
+			return REPLY(out, noreply,
+				     "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]");
+	}
+	if (tok[1].len > CACHE_KEY_MAX)
+		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
+
+	uint64_t hash = cache_hash(tok[1].p, tok[1].len);
+	if (cache_delete(w->ct, tok[1].p, tok[1].len, hash, 0) == CACHE_OK) {
+		MC_STAT_INC(w, delete_hits);
+		return REPLY(out, noreply, "DELETED");
+	}
+	MC_STAT_INC(w, delete_misses);
+	return REPLY(out, noreply, "NOT_FOUND");
+}
+
+static int process_flush_all(struct mc_session *s, struct mc_tok *tok,
+			     size_t ntok, struct mc_buf *out)
+{
+	struct mc_worker *w = s->w;
+	bool noreply = noreply_maybe(tok, ntok);
+	int32_t exptime = 0;
+	uint32_t delay = 0;
+
+	MC_STAT_INC(w, cmd_flush);
+	if (ntok != (noreply ? 3u : 2u)) {
+		if (!mc_parse_i32(&tok[1], &exptime))
+			return REPLY(out, noreply, "CLIENT_ERROR invalid exptime argument");
+	}
+	/* memcached's realtime(): above 30 days the number is a Unix time. */
+	if (exptime > 0) {
+		if ((uint32_t)exptime > CACHE_REALTIME_MAXDELTA) {
+			uint32_t now = cache_clock_now();
+			delay = (uint32_t)exptime > now ? (uint32_t)exptime - now : 0;
+		} else {
+			delay = (uint32_t)exptime;
+		}
+	}
+	cache_flush(w->ct, delay);
+	return REPLY(out, noreply, "OK");
+}
+
+static int process_verbosity(struct mc_session *s, struct mc_tok *tok,
+			     size_t ntok, struct mc_buf *out)
+{
+	bool noreply = noreply_maybe(tok, ntok);
+	uint32_t level;
+
+	if (!mc_parse_u32(&tok[1], &level))
+		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
+	__atomic_store_n(&s->w->server->verbosity, level > 2 ? 2 : level,
+			 __ATOMIC_RELAXED);
+	return REPLY(out, noreply, "OK");
+}
+
+static int process_shutdown(struct mc_session *s, struct mc_tok *tok,
+			    size_t ntok, struct mc_buf *out)
+{
+	struct mc_server *srv = s->w->server;
+
+	if (!srv->cfg.shutdown_enabled)
+		return REPLY(out, false, "ERROR: shutdown not enabled");
+	if (ntok == 2 || (ntok == 3 && MC_TOK_IS(&tok[1], "graceful"))) {
+		if (srv->cfg.on_shutdown != NULL)
+			srv->cfg.on_shutdown(srv->cfg.transport_arg);
+		return MC_LINE_CLOSE;
+	}
+	return REPLY(out, false, "CLIENT_ERROR invalid shutdown mode");
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+#define WANT_TOKENS(cond) \
+	do { \
+		if (!(cond)) \
+			return REPLY(out, false, "ERROR"); \
+	} while (0)
+
+/* Offset of the token after tok[i] in the line (where get keys start). */
+static size_t tok_after(const char *line, const struct mc_tok *t)
+{
+	return (size_t)(t->p - line) + t->len;
+}
+
+/*
+ * One complete command line, without its "\n" (and the "\r" before it).
+ * Returns enum mc_line_rc.
+ */
+static int process_line(struct mc_session *s, const char *line, size_t len,
+			struct mc_buf *out)
+{
+	struct mc_tok tok[MC_MAX_TOKENS];
+	struct get_mode gm = { false, false, 0 };
+	size_t ntok;
+
+	/* memcached parses the line as a C string: a NUL ends it. */
+	const char *nul = memchr(line, '\0', len);
+	if (nul != NULL)
+		len = (size_t)(nul - line);
+
+	/* Fast path: "get <keys>" / "gets <keys>" need no tokenizing; the
+	 * key scan gives the same words memcached's tokenizer would. */
+	if (len >= 5 && line[0] == 'g' && line[1] == 'e' && line[2] == 't') {
+		size_t at = line[3] == ' ' ? 4 : (line[3] == 's' && line[4] == ' ') ? 5 : 0;
+		if (at != 0) {
+			gm.cas = at == 5;
+			if (s->text.get_resume == 0 && skip_spaces(line, len, at) == len)
+				return REPLY(out, false, "ERROR");
+			return process_get(s, line, len, at, &gm, out);
+		}
+	}
+
+	ntok = mc_tokenize(line, len, tok, MC_MAX_TOKENS);
+	if (ntok < 2 || tok[0].len < 2)
+		return REPLY(out, false, "ERROR");
+
+	const struct mc_tok *cmd = &tok[0];
+	switch (cmd->p[0]) {
+	case 'g':
+		WANT_TOKENS(ntok >= 3);
+		if (MC_TOK_IS(cmd, "get")) {
+		} else if (MC_TOK_IS(cmd, "gets")) {
+			gm.cas = true;
+		} else if (MC_TOK_IS(cmd, "gat") || MC_TOK_IS(cmd, "gats")) {
+			int32_t exptime;
+			gm.cas = cmd->len == 4;
+			gm.touch = true;
+			if (!mc_parse_i32(&tok[1], &exptime))
+				return REPLY(out, false, "CLIENT_ERROR invalid exptime argument");
+			gm.exptime = cache_exptime_from_wire(exptime);
+			return process_get(s, line, len, tok_after(line, &tok[1]), &gm, out);
+		} else {
+			return REPLY(out, false, "ERROR");
+		}
+		return process_get(s, line, len, tok_after(line, cmd), &gm, out);
+	case 'm':
+		if (cmd->len == 2)
+			return mc_meta_process(s, tok, ntok, out);
+		break;
+	case 's':
+		if (MC_TOK_IS(cmd, "set")) {
+			WANT_TOKENS(ntok == 6 || ntok == 7);
+			return process_update(s, tok, ntok, CACHE_SET, out);
+		}
+		if (MC_TOK_IS(cmd, "stats"))
+			return mc_text_stats(s, tok, ntok, out);
+		if (MC_TOK_IS(cmd, "shutdown"))
+			return process_shutdown(s, tok, ntok, out);
+		break;
+	case 'a':
+		if (MC_TOK_IS(cmd, "add")) {
+			WANT_TOKENS(ntok == 6 || ntok == 7);
+			return process_update(s, tok, ntok, CACHE_ADD, out);
+		}
+		if (MC_TOK_IS(cmd, "append")) {
+			WANT_TOKENS(ntok == 6 || ntok == 7);
+			return process_update(s, tok, ntok, CACHE_APPEND, out);
+		}
+		break;
+	case 'c':
+		if (MC_TOK_IS(cmd, "cas")) {
+			WANT_TOKENS(ntok == 7 || ntok == 8);
+			return process_update(s, tok, ntok, CACHE_CAS, out);
+		}
+		break;
+	case 'i':
+		if (MC_TOK_IS(cmd, "incr")) {
+			WANT_TOKENS(ntok == 4 || ntok == 5);
+			return process_arith(s, tok, ntok, true, out);
+		}
+		break;
+	case 'd':
+		if (MC_TOK_IS(cmd, "delete")) {
+			WANT_TOKENS(ntok >= 3 && ntok <= 5);
+			return process_delete(s, tok, ntok, out);
+		}
+		if (MC_TOK_IS(cmd, "decr")) {
+			WANT_TOKENS(ntok == 4 || ntok == 5);
+			return process_arith(s, tok, ntok, false, out);
+		}
+		break;
+	case 't':
+		if (MC_TOK_IS(cmd, "touch")) {
+			WANT_TOKENS(ntok == 4 || ntok == 5);
+			return process_touch(s, tok, ntok, out);
+		}
+		break;
+	case 'r':
+		if (MC_TOK_IS(cmd, "replace")) {
+			WANT_TOKENS(ntok == 6 || ntok == 7);
+			return process_update(s, tok, ntok, CACHE_REPLACE, out);
+		}
+		break;
+	case 'p':
+		if (MC_TOK_IS(cmd, "prepend")) {
+			WANT_TOKENS(ntok == 6 || ntok == 7);
+			return process_update(s, tok, ntok, CACHE_PREPEND, out);
+		}
+		break;
+	case 'b':
+		if (MC_TOK_IS(cmd, "bget")) {
+			WANT_TOKENS(ntok >= 3);
+			return process_get(s, line, len, tok_after(line, cmd), &gm, out);
+		}
+		break;
+	case 'f':
+		if (MC_TOK_IS(cmd, "flush_all")) {
+			WANT_TOKENS(ntok >= 2 && ntok <= 4);
+			return process_flush_all(s, tok, ntok, out);
+		}
+		break;
+	case 'v':
+		if (MC_TOK_IS(cmd, "version")) {
+			static const char v[] = "VERSION " MC_VERSION_STRING;
+			return reply(out, false, v, sizeof(v) - 1);
+		}
+		if (MC_TOK_IS(cmd, "verbosity")) {
+			WANT_TOKENS(ntok == 3 || ntok == 4);
+			return process_verbosity(s, tok, ntok, out);
+		}
+		break;
+	case 'q':
+		if (MC_TOK_IS(cmd, "quit"))
+			return MC_LINE_CLOSE;
+		break;
+	default:
+		break;
+	}
+	return REPLY(out, false, "ERROR");
+}
+
+/* memcached lets only get/gets lines run past MC_TEXT_LINE_MAX bytes. */
+static bool long_line_allowed(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p[i] == ' ')
+		i++;
+	if (i > 100)
+		return false;
+	return (n - i >= 4 && memcmp(p + i, "get ", 4) == 0) ||
+	       (n - i >= 5 && memcmp(p + i, "gets ", 5) == 0);
+}
+
+/* DATA phase: copies value bytes into the item. Returns bytes used. */
+static size_t take_data(struct mc_text_state *st, const char *in, size_t n)
+{
+	size_t used = 0;
+	size_t nbytes = st->item->nbytes;
+
+	if (n > st->left)
+		n = st->left;
+	if (st->data_off < nbytes) {
+		size_t v = nbytes - st->data_off;
+		if (v > n)
+			v = n;
+		memcpy(cache_item_value(st->item) + st->data_off, in, v);
+		st->data_off += v;
+		st->left -= v;
+		used = v;
+	}
+	while (used < n) {
+		st->crlf[2 - st->left] = in[used];
+		st->left--;
+		used++;
+	}
+	return used;
+}
+
+int mc_text_feed(struct mc_session *s, const char *in, size_t len,
+		 size_t *consumed, struct mc_buf *out)
+{
+	struct mc_text_state *st = &s->text;
+	size_t pos = 0;
+	int rc = MC_FEED_MORE;
+
+	while (pos < len) {
+		if (st->phase == MC_TEXT_DATA) {
+			pos += take_data(st, in + pos, len - pos);
+			if (st->left == 0 && store_finish(s, out) == MC_LINE_CLOSE) {
+				rc = MC_FEED_CLOSE;
+				break;
+			}
+			continue;
+		}
+		if (st->phase == MC_TEXT_SWALLOW) {
+			size_t n = len - pos < st->left ? len - pos : st->left;
+			pos += n;
+			st->left -= n;
+			if (st->left == 0)
+				st->phase = MC_TEXT_LINE;
+			continue;
+		}
+
+		if (mc_out_full(s, out)) {
+			rc = MC_FEED_PAUSE;
+			break;
+		}
+		const char *line = in + pos;
+		size_t avail = len - pos;
+		const char *nl = memchr(line, '\n', avail);
+		if (nl == NULL) {
+			if (avail > MC_TEXT_LINE_MAX &&
+			    (!long_line_allowed(line, avail) || avail > MC_TEXT_GET_LINE_MAX)) {
+				MC_STAT_INC(s->w, protocol_errors);
+				rc = MC_FEED_CLOSE;
+			}
+			break;
+		}
+		size_t full = (size_t)(nl - line) + 1;
+		size_t llen = full - 1;
+		if (llen > 1 && line[llen - 1] == '\r')
+			llen--;
+
+		int lrc = process_line(s, line, llen, out);
+		if (lrc == MC_LINE_PAUSE) {
+			rc = MC_FEED_PAUSE;
+			break;
+		}
+		pos += full;
+		if (lrc == MC_LINE_CLOSE) {
+			rc = MC_FEED_CLOSE;
+			break;
+		}
+	}
+	*consumed = pos;
+	return rc;
+}
+
+void mc_text_reset(struct mc_session *s)
+{
+	struct mc_text_state *st = &s->text;
+
+	if (st->item != NULL)
+		cache_item_abort(s->w->ct, &st->item);
+	memset(st, 0, sizeof(*st));
+}
+
+int mc_text_run_buffer(struct mc_worker *w, const char *req, size_t len,
+		       struct mc_buf *out)
+{
+	struct mc_session s;
+	size_t done = 0;
+	int rc = MC_FEED_MORE;
+
+	memset(&s, 0, sizeof(s));
+	s.w = w;
+	s.proto = MC_PROTO_TEXT;
+	s.text.no_pause = true;
+	/* No high-water pauses for a datagram: the whole reply is built at
+	 * once, then cut into frames by the caller. Loop anyway in case. */
+	while (done < len) {
+		size_t used = 0;
+		rc = mc_text_feed(&s, req + done, len - done, &used, out);
+		done += used;
+		if (rc != MC_FEED_PAUSE || used == 0)
+			break;
+	}
+	bool complete = done == len && s.text.phase == MC_TEXT_LINE;
+	mc_text_reset(&s);
+	return complete ? 0 : -EINVAL;
+}

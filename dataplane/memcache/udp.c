@@ -1,0 +1,295 @@
+/*
+ * dataplane/memcache/udp.c - memcached's UDP frame.
+ *
+ * Every datagram starts with an 8-byte frame header, four big-endian 16-bit
+ * fields: request id, sequence number, total datagrams, reserved (0).
+ *
+ * Requests. One request per datagram, in one datagram: like memcached we
+ * drop a request whose header says it spans several datagrams (total != 1)
+ * and, stricter than memcached, one whose sequence number is not 0. The
+ * payload must hold exactly one complete request: a text command line (plus
+ * its data block for a storage command) or one binary packet. Anything
+ * else (partial, several requests, trailing bytes) is dropped. Every drop is
+ * counted in udp_dropped and answered with nothing.
+ *
+ * Replies. The reply is cut into datagrams of at most MC_UDP_MAX_PAYLOAD
+ * bytes, header included, numbered 0..n-1, each carrying the request id and
+ * the total n. A request with no reply (a quiet binary miss, noreply) sends
+ * nothing (memcached sends an empty datagram there).
+ *
+ * Amplification bound. UDP source addresses can be forged, so a small
+ * request must not buy a large reply aimed at someone else:
+ *   - 'stats', 'flush_all' and 'shutdown' (and binary STAT, FLUSH, FLUSHQ)
+ *     are refused over UDP with "SERVER_ERROR command not allowed over
+ *     UDP\r\n" (binary: status NOT_SUPPORTED), which is short;
+ *   - the reply to anything that is not a get-style read (get, gets, gat,
+ *     gats, mg; binary GET*, GAT*) may be at most MC_UDP_AMP_FACTOR times
+ *     the request datagram's size; a larger one is dropped and counted;
+ *   - get-style reads return what is stored, as memcached does: their size
+ *     is bounded by item_size_max per key and 65535 datagrams per reply. UDP
+ *     is off unless the operator enables it.
+ *
+ * Threads: the worker's thread, online; nothing is kept between datagrams.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "dataplane/memcache/mc_internal.h"
+
+/* Largest reply to a non-read request, as a multiple of the request. */
+#define MC_UDP_AMP_FACTOR 10u
+#define MC_UDP_MAX_DATAGRAMS 65535u
+#define MC_UDP_CHUNK (MC_UDP_MAX_PAYLOAD - MC_UDP_HEADER_SIZE)
+
+static const char udp_refused_text[] = "SERVER_ERROR command not allowed over UDP\r\n";
+
+/* What the request is, for the amplification rules. */
+enum udp_kind {
+	UDP_DROP = 0,     /* malformed: drop */
+	UDP_READ,         /* get-style read: reply unbounded */
+	UDP_OTHER,        /* reply bounded by MC_UDP_AMP_FACTOR */
+	UDP_REFUSED,      /* not allowed over UDP */
+};
+
+/* ---- text requests ------------------------------------------------------- */
+
+/* One space-separated token of a command line. */
+struct udp_token {
+	const char *p;
+	size_t n;
+};
+
+/* Splits 'line' (without its line end) into up to 'max' tokens; runs of
+ * spaces separate tokens as in memcached's tokenizer. Returns the count. */
+static size_t udp_tokenize(const char *line, size_t len, struct udp_token *tok,
+			   size_t max)
+{
+	size_t n = 0, i = 0;
+
+	while (i < len && n < max) {
+		while (i < len && line[i] == ' ')
+			i++;
+		if (i == len)
+			break;
+		size_t start = i;
+		while (i < len && line[i] != ' ')
+			i++;
+		tok[n].p = line + start;
+		tok[n].n = i - start;
+		n++;
+	}
+	return n;
+}
+
+static bool udp_token_is(const struct udp_token *t, const char *word)
+{
+	size_t n = strlen(word);
+	return t->n == n && memcmp(t->p, word, n) == 0;
+}
+
+/* A decimal token as a byte count; false if it is not one (or absurd). */
+static bool udp_token_size(const struct udp_token *t, size_t *out)
+{
+	size_t v = 0;
+
+	if (t->n == 0 || t->n > 10)
+		return false;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->p[i] < '0' || t->p[i] > '9')
+			return false;
+		v = v * 10 + (size_t)(t->p[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/*
+ * Classifies a text payload and checks that it is exactly one request: a
+ * command line, plus "<bytes>\r\n" of data for a storage command. The text
+ * parser itself (mc_text_run_buffer) still validates the request; this only
+ * frames it.
+ */
+static enum udp_kind udp_text_kind(const char *p, size_t len)
+{
+	const char *nl = memchr(p, '\n', len);
+	if (nl == NULL)
+		return UDP_DROP;
+	size_t line_total = (size_t)(nl - p) + 1;
+	size_t line_len = line_total - 1;
+	if (line_len > 0 && p[line_len - 1] == '\r')
+		line_len--;
+
+	struct udp_token tok[6];
+	size_t ntok = udp_tokenize(p, line_len, tok, 6);
+	if (ntok == 0)
+		return line_total == len ? UDP_OTHER : UDP_DROP;
+
+	/* Where a storage command says its data length is. */
+	size_t bytes_tok = 0;
+	if (udp_token_is(&tok[0], "set") || udp_token_is(&tok[0], "add") ||
+	    udp_token_is(&tok[0], "replace") || udp_token_is(&tok[0], "append") ||
+	    udp_token_is(&tok[0], "prepend") || udp_token_is(&tok[0], "cas"))
+		bytes_tok = 4;
+	else if (udp_token_is(&tok[0], "ms"))
+		bytes_tok = 2;
+
+	size_t expect = line_total;
+	if (bytes_tok != 0) {
+		size_t nbytes;
+		/* A malformed storage line is a single line: the text
+		 * parser answers it with an error. */
+		if (ntok > bytes_tok && udp_token_size(&tok[bytes_tok], &nbytes))
+			expect += nbytes + 2;
+	}
+	if (expect != len)
+		return UDP_DROP;
+
+	if (udp_token_is(&tok[0], "stats") || udp_token_is(&tok[0], "flush_all") ||
+	    udp_token_is(&tok[0], "shutdown"))
+		return UDP_REFUSED;
+	if (udp_token_is(&tok[0], "get") || udp_token_is(&tok[0], "gets") ||
+	    udp_token_is(&tok[0], "gat") || udp_token_is(&tok[0], "gats") ||
+	    udp_token_is(&tok[0], "mg"))
+		return UDP_READ;
+	return UDP_OTHER;
+}
+
+/* ---- binary requests ----------------------------------------------------- */
+
+static enum udp_kind udp_binary_kind(const char *p, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	if (len < MC_BIN_HEADER_SIZE)
+		return UDP_DROP;
+	uint32_t bodylen = ((uint32_t)u[8] << 24) | ((uint32_t)u[9] << 16) |
+			   ((uint32_t)u[10] << 8) | u[11];
+	if ((uint64_t)MC_BIN_HEADER_SIZE + bodylen != len)
+		return UDP_DROP;
+
+	switch (u[1]) {
+	case MC_BIN_STAT:
+	case MC_BIN_FLUSH:
+	case MC_BIN_FLUSHQ:
+		return UDP_REFUSED;
+	case MC_BIN_GET:
+	case MC_BIN_GETQ:
+	case MC_BIN_GETK:
+	case MC_BIN_GETKQ:
+	case MC_BIN_GAT:
+	case MC_BIN_GATQ:
+	case MC_BIN_GATK:
+	case MC_BIN_GATKQ:
+		return UDP_READ;
+	default:
+		return UDP_OTHER;
+	}
+}
+
+/* A short refusal in the request's own protocol. */
+static int udp_refuse(const char *p, bool binary, struct mc_buf *reply)
+{
+	if (!binary)
+		return mc_buf_append(reply, udp_refused_text, sizeof(udp_refused_text) - 1);
+
+	static const char text[] = "Not supported over UDP";
+	unsigned char h[MC_BIN_HEADER_SIZE];
+	size_t n = sizeof(text) - 1;
+
+	memset(h, 0, sizeof(h));
+	h[0] = MC_BIN_RES_MAGIC;
+	h[1] = (unsigned char)p[1];
+	h[6] = (unsigned char)(MC_BIN_NOT_SUPPORTED >> 8);
+	h[7] = (unsigned char)MC_BIN_NOT_SUPPORTED;
+	h[11] = (unsigned char)n;
+	memcpy(h + 12, p + 12, 4);            /* opaque, echoed as is */
+	if (mc_buf_append(reply, h, sizeof(h)) < 0)
+		return -ENOMEM;
+	return mc_buf_append(reply, text, n);
+}
+
+/* ---- framing ------------------------------------------------------------- */
+
+/* Appends 'reply' cut into framed datagrams; returns their count. */
+static unsigned udp_frame(uint16_t request_id, const struct mc_buf *reply,
+			  struct mc_buf *out)
+{
+	size_t n = (reply->len + MC_UDP_CHUNK - 1) / MC_UDP_CHUNK;
+	char *dst = mc_buf_reserve(out, reply->len + n * MC_UDP_HEADER_SIZE);
+	if (dst == NULL)
+		return 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t off = i * MC_UDP_CHUNK;
+		size_t chunk = reply->len - off < MC_UDP_CHUNK ? reply->len - off : MC_UDP_CHUNK;
+		unsigned char *h = (unsigned char *)dst;
+		h[0] = (unsigned char)(request_id >> 8);
+		h[1] = (unsigned char)request_id;
+		h[2] = (unsigned char)(i >> 8);
+		h[3] = (unsigned char)i;
+		h[4] = (unsigned char)(n >> 8);
+		h[5] = (unsigned char)n;
+		h[6] = 0;
+		h[7] = 0;
+		memcpy(dst + MC_UDP_HEADER_SIZE, reply->data + off, chunk);
+		dst += MC_UDP_HEADER_SIZE + chunk;
+	}
+	out->len += reply->len + n * MC_UDP_HEADER_SIZE;
+	return (unsigned)n;
+}
+
+unsigned mc_udp_handle(struct mc_worker *w, const char *dgram, size_t len,
+		       struct mc_buf *out)
+{
+	const unsigned char *u = (const unsigned char *)dgram;
+	struct mc_buf reply;
+	unsigned ndgrams = 0;
+	int rc = -EINVAL;
+
+	mc_buf_init(&reply);
+	if (len <= MC_UDP_HEADER_SIZE)
+		goto drop;
+	uint16_t request_id = (uint16_t)((u[0] << 8) | u[1]);
+	uint16_t seq = (uint16_t)((u[2] << 8) | u[3]);
+	uint16_t total = (uint16_t)((u[4] << 8) | u[5]);
+	if (seq != 0 || total != 1)
+		goto drop;
+	MC_STAT_ADD(w, bytes_read, len);
+
+	const char *p = dgram + MC_UDP_HEADER_SIZE;
+	size_t plen = len - MC_UDP_HEADER_SIZE;
+	bool binary = u[MC_UDP_HEADER_SIZE] == MC_BIN_REQ_MAGIC;
+	enum udp_kind kind = binary ? udp_binary_kind(p, plen) : udp_text_kind(p, plen);
+
+	switch (kind) {
+	case UDP_DROP:
+		goto drop;
+	case UDP_REFUSED:
+		rc = udp_refuse(p, binary, &reply);
+		break;
+	default:
+		rc = binary ? mc_binary_run_buffer(w, p, plen, &reply)
+			    : mc_text_run_buffer(w, p, plen, &reply);
+		break;
+	}
+	if (rc < 0)
+		goto drop;
+	if (kind != UDP_READ && reply.len > MC_UDP_AMP_FACTOR * len)
+		goto drop;
+	if (reply.len > (size_t)MC_UDP_MAX_DATAGRAMS * MC_UDP_CHUNK)
+		goto drop;
+
+	size_t before = out->len;
+	ndgrams = udp_frame(request_id, &reply, out);
+	if (ndgrams == 0 && reply.len > 0)
+		goto drop;                             /* no memory */
+	MC_STAT_ADD(w, bytes_written, out->len - before);
+	mc_buf_deinit(&reply);
+	return ndgrams;
+
+drop:
+	MC_STAT_INC(w, udp_dropped);
+	mc_buf_deinit(&reply);
+	return 0;
+}
