@@ -1,0 +1,153 @@
+/*
+ * dataplane/dpcached.c - the dpcached executable with the kernel-socket
+ * backend: parse flags, build cache -> protocol server -> sockets, serve
+ * until SIGTERM/SIGINT (or an enabled 'shutdown' command), tear down in
+ * reverse order, exit 0.
+ *
+ * Exit codes: 0 clean shutdown (and -h, -V), 1 startup failure (cannot
+ * bind, no memory), 2 bad command line.
+ *
+ * Signals: SIGTERM and SIGINT are blocked before any thread starts, so
+ * every thread inherits the mask and only the main thread's sigwait() sees
+ * them; workers never get interrupted by them.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "dataplane/kernel/kernel.h"
+#include "dataplane/memcache/mc.h"
+#include "dataplane/options.h"
+
+#define PROG "dpcached"
+
+/* mc_server_config.on_shutdown: a worker thread got 'shutdown'. The main
+ * thread's sigwait() does the rest, exactly as for a SIGTERM. */
+static void request_shutdown(void *arg)
+{
+	(void)arg;
+	kill(getpid(), SIGTERM);
+}
+
+static void print_banner(const struct dp_settings *set)
+{
+	char udp[16];
+
+	if (set->udp_port)
+		snprintf(udp, sizeof(udp), "%u", set->udp_port);
+	else
+		snprintf(udp, sizeof(udp), "off");
+	fprintf(stderr,
+		PROG " %s: listening on %s tcp %u udp %s, %u threads, %u MB, "
+		"-c %u, -I %zu%s%s\n",
+		DPCACHE_VERSION, set->listen_addr, set->tcp_port, udp,
+		set->threads, set->memory_mb, set->max_conns, set->item_size_max,
+		set->no_evict ? ", no evictions" : "",
+		set->enable_shutdown ? ", shutdown enabled" : "");
+}
+
+int main(int argc, char **argv)
+{
+	struct dp_settings set;
+	struct cache_config cc;
+	struct mc_server_config sc;
+	struct dp_kernel_config kc;
+	struct cache *cache = NULL;
+	struct mc_server *server = NULL;
+	struct dp_kernel *kernel = NULL;
+	sigset_t sigs;
+	char err[256];
+	int sig = 0, rc;
+	int status = 1;
+
+	if (dp_options_parse(&set, argc, argv, err, sizeof(err)) != 0) {
+		fprintf(stderr, PROG ": %s\nTry '" PROG " --help' for the options.\n",
+			err);
+		return 2;
+	}
+	if (set.help) {
+		dp_options_usage(stdout, PROG);
+		return 0;
+	}
+	if (set.version) {
+		printf(PROG " %s\n", DPCACHE_VERSION);
+		return 0;
+	}
+
+	/* Before any thread exists (the cache starts its sweeper). */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	memset(&cc, 0, sizeof(cc));
+	cc.mem_limit = (size_t)set.memory_mb * 1024 * 1024;
+	cc.item_size_max = set.item_size_max;
+	cc.no_evict = set.no_evict;
+	cc.max_threads = set.threads + 8;   /* workers, plus room for helpers */
+	cache = cache_create(&cc);
+	if (cache == NULL) {
+		fprintf(stderr, PROG ": cannot create the cache: %s\n",
+			strerror(errno));
+		goto out;
+	}
+
+	memset(&kc, 0, sizeof(kc));
+	kc.listen_addr = set.listen_addr;
+	kc.tcp_port = (uint16_t)set.tcp_port;
+	kc.udp_port = (uint16_t)set.udp_port;
+	kc.threads = set.threads;
+	kc.max_conns = set.max_conns;
+	kc.backlog = (int)set.backlog;
+	kc.verbosity = set.verbose;
+	kernel = dp_kernel_create(&kc, err, sizeof(err));
+	if (kernel == NULL) {
+		fprintf(stderr, PROG ": %s\n", err);
+		goto out;
+	}
+
+	memset(&sc, 0, sizeof(sc));
+	sc.cache = cache;
+	sc.item_size_max = set.item_size_max;
+	sc.shutdown_enabled = set.enable_shutdown;
+	sc.udp_enabled = set.udp_port != 0;
+	sc.verbosity = set.verbose;
+	sc.max_conns = set.max_conns;
+	sc.num_threads = set.threads;
+	sc.transport_stats = dp_kernel_stats;
+	sc.transport_arg = kernel;
+	sc.on_shutdown = request_shutdown;
+	server = mc_server_create(&sc);
+	if (server == NULL) {
+		fprintf(stderr, PROG ": cannot create the protocol server\n");
+		goto out;
+	}
+
+	rc = dp_kernel_start(kernel, server);
+	if (rc != 0) {
+		fprintf(stderr, PROG ": cannot start the workers: %s\n",
+			strerror(-rc));
+		goto out;
+	}
+	if (set.verbose >= 1)
+		print_banner(&set);
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	if (set.verbose >= 1)
+		fprintf(stderr, PROG ": %s, shutting down\n",
+			sig == SIGINT ? "SIGINT" : "SIGTERM");
+	status = 0;
+out:
+	/* Reverse order of creation; every destroy accepts NULL. */
+	dp_kernel_stop(kernel);
+	dp_kernel_destroy(&kernel);
+	mc_server_destroy(&server);
+	cache_destroy(&cache);
+	return status;
+}

@@ -1,0 +1,457 @@
+/*
+ * dataplane/options.c - dpcached's flags, declared once as a table.
+ *
+ * The table below is the only place a flag is described. dp_options_parse()
+ * builds getopt_long's short and long option lists from it, stores each value
+ * through the entry's offset into struct dp_settings, and dp_options_usage()
+ * prints --help from the same entries. Defaults are written as the text a
+ * user would type and go through the same parser, so the default shown by
+ * --help is exactly the default used.
+ */
+#include "dataplane/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataplane/memcache/mc.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+enum dp_opt_type {
+	DP_OPT_UINT,        /* unsigned, decimal, in [min, max] */
+	DP_OPT_SIZE,        /* size_t, decimal with optional k/m/g suffix */
+	DP_OPT_ADDR,        /* char[DP_ADDR_MAX] */
+	DP_OPT_BOOL,        /* bool, no argument: sets true */
+	DP_OPT_COUNT,       /* int, no argument: +1 per use (-vv) */
+	DP_OPT_UNSUPPORTED, /* memcached flag we refuse; help = why */
+};
+
+struct dp_option {
+	const char *name;       /* long name, without "--" */
+	int short_flag;         /* 0 = long only */
+	enum dp_opt_type type;
+	const char *arg;        /* argument name in --help; NULL = no argument */
+	const char *def;        /* default, as typed; NULL = none (or computed) */
+	uint64_t min, max;      /* DP_OPT_UINT / DP_OPT_SIZE range */
+	size_t offset;          /* into struct dp_settings */
+	const char *help;
+};
+
+#define OFF(field) offsetof(struct dp_settings, field)
+#define KIB ((uint64_t)1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+
+/* Reported for -t when no -t is given; the value is computed. */
+#define THREADS_DEFAULT_TEXT "number of online CPUs"
+
+static const struct dp_option dp_options[] = {
+	{ "port", 'p', DP_OPT_UINT, "<num>", "11211", 0, 65535, OFF(tcp_port),
+	  "TCP port to listen on (0 = off)" },
+	{ "udp-port", 'U', DP_OPT_UINT, "<num>", "0", 0, 65535, OFF(udp_port),
+	  "UDP port to listen on (0 = off)" },
+	{ "listen", 'l', DP_OPT_ADDR, "<addr>", "127.0.0.1", 0, 0, OFF(listen_addr),
+	  "interface to listen on (one IPv4/IPv6 address or host name)" },
+	{ "memory-limit", 'm', DP_OPT_UINT, "<num>", "64", 1, 4194304, OFF(memory_mb),
+	  "item memory in megabytes" },
+	{ "conn-limit", 'c', DP_OPT_UINT, "<num>", "1024", 1, 1048576, OFF(max_conns),
+	  "max simultaneous connections" },
+	{ "threads", 't', DP_OPT_UINT, "<num>", NULL, 1, MC_MAX_WORKERS, OFF(threads),
+	  "number of worker threads (default: " THREADS_DEFAULT_TEXT ")" },
+	{ "max-item-size", 'I', DP_OPT_SIZE, "<num>", "1m", 1 * KIB, 1 * GIB,
+	  OFF(item_size_max),
+	  "max item size, k/m/g suffixes (min: 1k, max: 1g, at most -m)" },
+	{ "listen-backlog", 'b', DP_OPT_UINT, "<num>", "1024", 1, 65535, OFF(backlog),
+	  "listen() backlog queue limit" },
+	{ "disable-evictions", 'M', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(no_evict),
+	  "return an error on memory exhausted instead of evicting" },
+	{ "enable-shutdown", 'A', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(enable_shutdown),
+	  "enable the ascii \"shutdown\" command" },
+	{ "verbose", 'v', DP_OPT_COUNT, NULL, NULL, 0, 0, OFF(verbose),
+	  "verbose: errors/warnings (-v), connection open/close (-vv)" },
+	{ "help", 'h', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(help),
+	  "print this help and exit" },
+	{ "version", 'V', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(version),
+	  "print version and exit" },
+
+	/* memcached flags that dpcached does not implement. */
+	{ "unix-socket", 's', DP_OPT_UNSUPPORTED, "<file>", NULL, 0, 0, 0,
+	  "UNIX sockets are not supported; use -l/-p" },
+	{ "unix-mask", 'a', DP_OPT_UNSUPPORTED, "<mask>", NULL, 0, 0, 0,
+	  "UNIX sockets are not supported" },
+	{ "daemon", 'd', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "run dpcached under a service manager instead" },
+	{ "enable-coredumps", 'r', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "set the core limit with ulimit -c instead" },
+	{ "user", 'u', DP_OPT_UNSUPPORTED, "<user>", NULL, 0, 0, 0,
+	  "dpcached does not switch users; start it as the user it should run as" },
+	{ "lock-memory", 'k', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "memory locking is not supported" },
+	{ "license", 'i', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "see the LICENSE of the source tree" },
+	{ "pidfile", 'P', DP_OPT_UNSUPPORTED, "<file>", NULL, 0, 0, 0,
+	  "pid files go with -d, which is not supported" },
+	{ "slab-growth-factor", 'f', DP_OPT_UNSUPPORTED, "<num>", NULL, 0, 0, 0,
+	  "dpcached has no slab classes (items come from jemalloc)" },
+	{ "slab-min-size", 'n', DP_OPT_UNSUPPORTED, "<bytes>", NULL, 0, 0, 0,
+	  "dpcached has no slab classes (items come from jemalloc)" },
+	{ "enable-largepages", 'L', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "large pages are not supported" },
+	{ "prefix-delimiter", 'D', DP_OPT_UNSUPPORTED, "<char>", NULL, 0, 0, 0,
+	  "per-prefix stats are not supported" },
+	{ "max-reqs-per-event", 'R', DP_OPT_UNSUPPORTED, "<num>", NULL, 0, 0, 0,
+	  "the per-connection budget is fixed" },
+	{ "disable-cas", 'C', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "CAS is always enabled" },
+	{ "protocol", 'B', DP_OPT_UNSUPPORTED, "<name>", NULL, 0, 0, 0,
+	  "the protocol is always auto-negotiated" },
+	{ "enable-sasl", 'S', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "SASL is not supported" },
+	{ "disable-flush-all", 'F', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "flush_all is always enabled" },
+	{ "disable-dumping", 'X', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "cachedump is not implemented" },
+	{ "disable-watch", 'W', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "watch is not implemented" },
+	{ "auth-file", 'Y', DP_OPT_UNSUPPORTED, "<file>", NULL, 0, 0, 0,
+	  "authentication is not supported" },
+	{ "memory-file", 'e', DP_OPT_UNSUPPORTED, "<file>", NULL, 0, 0, 0,
+	  "restartable caches are not supported" },
+	{ "enable-ssl", 'Z', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
+	  "TLS is not supported" },
+	{ "extended", 'o', DP_OPT_UNSUPPORTED, "<opts>", NULL, 0, 0, 0,
+	  "extended options are not supported" },
+	{ "napi-ids", 'N', DP_OPT_UNSUPPORTED, "<num>", NULL, 0, 0, 0,
+	  "NAPI ids are not supported" },
+};
+
+/* getopt_long's val for an entry: the short flag, or 256 + index. */
+static int opt_val(size_t i)
+{
+	return dp_options[i].short_flag ? dp_options[i].short_flag
+					: 256 + (int)i;
+}
+
+static const struct dp_option *opt_by_val(int val)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(dp_options); i++)
+		if (opt_val(i) == val)
+			return &dp_options[i];
+	return NULL;
+}
+
+static const struct dp_option *opt_by_name(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(dp_options); i++)
+		if (strlen(dp_options[i].name) == len &&
+		    memcmp(dp_options[i].name, name, len) == 0)
+			return &dp_options[i];
+	return NULL;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* "-p/--port" for messages. */
+static const char *opt_label(const struct dp_option *o, char *buf, size_t len)
+{
+	if (o->short_flag)
+		snprintf(buf, len, "-%c/--%s", o->short_flag, o->name);
+	else
+		snprintf(buf, len, "--%s", o->name);
+	return buf;
+}
+
+/*
+ * Parses a decimal number, optionally followed by one k/m/g suffix (powers
+ * of 1024, as memcached's -I). Rejects signs, blanks, empty strings, other
+ * trailing characters and overflow. Returns 0 or -EINVAL.
+ */
+static int parse_number(const char *text, bool allow_suffix, uint64_t *out)
+{
+	const char *p = text;
+	uint64_t v = 0, mult = 1;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	if (*p != '\0') {
+		if (!allow_suffix || p[1] != '\0')
+			return -EINVAL;
+		switch (*p) {
+		case 'k': case 'K': mult = KIB; break;
+		case 'm': case 'M': mult = MIB; break;
+		case 'g': case 'G': mult = GIB; break;
+		default: return -EINVAL;
+		}
+	}
+	if (v > UINT64_MAX / mult)
+		return -EINVAL;
+	*out = v * mult;
+	return 0;
+}
+
+/* -l: one address. Accepts what getaddrinfo may resolve; the bind reports
+ * names that do not resolve. */
+static int check_addr(const char *text, char *err, size_t errlen,
+		      const char *label)
+{
+	size_t len = strlen(text);
+
+	if (len == 0 || len >= DP_ADDR_MAX) {
+		set_err(err, errlen, "invalid address '%s' for %s", text, label);
+		return -EINVAL;
+	}
+	if (strchr(text, ',') != NULL) {
+		set_err(err, errlen,
+			"%s: only one listen address is supported, got '%s'",
+			label, text);
+		return -EINVAL;
+	}
+	for (const char *p = text; *p; p++) {
+		char c = *p;
+		bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+			  (c >= 'A' && c <= 'Z') || c == '.' || c == ':' ||
+			  c == '-' || c == '_' || c == '%';
+		if (!ok) {
+			set_err(err, errlen, "invalid address '%s' for %s",
+				text, label);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Stores one value through the entry's offset. */
+static int apply(const struct dp_option *o, const char *arg,
+		 struct dp_settings *s, char *err, size_t errlen)
+{
+	char *field = (char *)s + o->offset;
+	char label[48];
+	uint64_t v;
+
+	opt_label(o, label, sizeof(label));
+	switch (o->type) {
+	case DP_OPT_UINT:
+	case DP_OPT_SIZE:
+		if (parse_number(arg, o->type == DP_OPT_SIZE, &v) != 0 ||
+		    v < o->min || v > o->max) {
+			if (o->type == DP_OPT_SIZE)
+				set_err(err, errlen,
+					"invalid value '%s' for %s: expected %" PRIu64
+					"k..%" PRIu64 "m (k/m/g suffixes allowed)",
+					arg, label, o->min / KIB, o->max / MIB);
+			else
+				set_err(err, errlen,
+					"invalid value '%s' for %s: expected an integer in %"
+					PRIu64 "..%" PRIu64, arg, label, o->min, o->max);
+			return -EINVAL;
+		}
+		if (o->type == DP_OPT_SIZE)
+			*(size_t *)field = (size_t)v;
+		else
+			*(unsigned *)field = (unsigned)v;
+		return 0;
+	case DP_OPT_ADDR:
+		if (check_addr(arg, err, errlen, label) != 0)
+			return -EINVAL;
+		snprintf(field, DP_ADDR_MAX, "%s", arg);
+		return 0;
+	case DP_OPT_BOOL:
+		*(bool *)field = true;
+		return 0;
+	case DP_OPT_COUNT:
+		*(int *)field += 1;
+		return 0;
+	case DP_OPT_UNSUPPORTED:
+		set_err(err, errlen, "option %s is not supported: %s", label,
+			o->help);
+		return -EINVAL;
+	}
+	return -EINVAL;
+}
+
+static unsigned default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	if (n > MC_MAX_WORKERS)
+		return MC_MAX_WORKERS;
+	return (unsigned)n;
+}
+
+void dp_options_defaults(struct dp_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < ARRAY_SIZE(dp_options); i++) {
+		const struct dp_option *o = &dp_options[i];
+		/* The table's defaults are valid by construction. */
+		if (o->def != NULL && apply(o, o->def, s, NULL, 0) != 0)
+			abort();
+	}
+	s->threads = default_threads();
+}
+
+/* Cross checks that involve more than one flag. */
+static int validate(const struct dp_settings *s, char *err, size_t errlen)
+{
+	if ((uint64_t)s->item_size_max > (uint64_t)s->memory_mb * MIB) {
+		set_err(err, errlen,
+			"-I/--max-item-size (%zu bytes) cannot be larger than "
+			"-m/--memory-limit (%u MB)", s->item_size_max, s->memory_mb);
+		return -EINVAL;
+	}
+	if (s->tcp_port == 0 && s->udp_port == 0) {
+		set_err(err, errlen,
+			"nothing to listen on: -p/--port and -U/--udp-port are both 0");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* getopt_long's lists, built from the table on each parse. */
+static char shortopts[1 + 3 * ARRAY_SIZE(dp_options) + 1];
+static struct option longopts[ARRAY_SIZE(dp_options) + 1];
+
+static void build_getopt_lists(void)
+{
+	size_t n = 0;
+
+	shortopts[n++] = ':';  /* report a missing argument as ':' */
+	for (size_t i = 0; i < ARRAY_SIZE(dp_options); i++) {
+		const struct dp_option *o = &dp_options[i];
+		bool has_arg = o->arg != NULL;
+
+		if (o->short_flag) {
+			shortopts[n++] = (char)o->short_flag;
+			if (has_arg)
+				shortopts[n++] = ':';
+		}
+		longopts[i].name = o->name;
+		longopts[i].has_arg = has_arg ? required_argument : no_argument;
+		longopts[i].flag = NULL;
+		longopts[i].val = opt_val(i);
+	}
+	shortopts[n] = '\0';
+	memset(&longopts[ARRAY_SIZE(dp_options)], 0, sizeof(longopts[0]));
+}
+
+/* The option getopt just rejected, for the message. */
+static void describe_bad(int argc, char **argv, char *buf, size_t len)
+{
+	/* getopt leaves optind past the offending word in most cases. */
+	int i = optind - 1;
+
+	if (optopt > 0 && optopt < 256)
+		snprintf(buf, len, "-%c", optopt);
+	else if (i >= 0 && i < argc)
+		snprintf(buf, len, "%s", argv[i]);
+	else
+		snprintf(buf, len, "?");
+}
+
+int dp_options_parse(struct dp_settings *s, int argc, char **argv,
+		     char *err, size_t errlen)
+{
+	char bad[64];
+	int c;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	dp_options_defaults(s);
+	build_getopt_lists();
+	optind = 0;   /* glibc: full re-initialisation, so parse may repeat */
+	opterr = 0;   /* messages are ours */
+
+	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		const struct dp_option *o;
+
+		if (c == '?') {
+			describe_bad(argc, argv, bad, sizeof(bad));
+			set_err(err, errlen, "unknown option '%s'", bad);
+			return -EINVAL;
+		}
+		if (c == ':') {
+			o = opt_by_val(optopt);
+			if (o == NULL) {
+				/* a long option without its argument */
+				const char *w = (optind - 1 >= 0 && optind - 1 < argc)
+						? argv[optind - 1] : "?";
+				const char *name = w + (strncmp(w, "--", 2) == 0 ? 2 : 0);
+				o = opt_by_name(name, strcspn(name, "="));
+			}
+			if (o != NULL && o->type == DP_OPT_UNSUPPORTED)
+				return apply(o, "", s, err, errlen);
+			opt_label(o ? o : &dp_options[0], bad, sizeof(bad));
+			set_err(err, errlen, "option %s needs an argument %s",
+				o ? bad : "?", o && o->arg ? o->arg : "");
+			return -EINVAL;
+		}
+		o = opt_by_val(c);
+		if (o == NULL) {
+			set_err(err, errlen, "unknown option");
+			return -EINVAL;
+		}
+		if (apply(o, optarg, s, err, errlen) != 0)
+			return -EINVAL;
+	}
+	if (optind < argc) {
+		set_err(err, errlen, "unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (s->help || s->version)
+		return 0;   /* main prints and exits; no cross checks needed */
+	return validate(s, err, errlen);
+}
+
+void dp_options_usage(FILE *f, const char *prog)
+{
+	fprintf(f, "%s %s - a memcached-compatible cache\n", prog, DPCACHE_VERSION);
+	fprintf(f, "usage: %s [options]\n\n", prog);
+	for (size_t i = 0; i < ARRAY_SIZE(dp_options); i++) {
+		const struct dp_option *o = &dp_options[i];
+		char left[64];
+
+		if (o->type == DP_OPT_UNSUPPORTED)
+			continue;
+		if (o->short_flag)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_flag,
+				 o->name, o->arg ? "=" : "", o->arg ? o->arg : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->name,
+				 o->arg ? "=" : "", o->arg ? o->arg : "");
+		fprintf(f, "  %-32s %s", left, o->help);
+		if (o->def != NULL)
+			fprintf(f, " (default: %s)", o->def);
+		fputc('\n', f);
+	}
+	fprintf(f, "\nmemcached flags that %s refuses:", prog);
+	for (size_t i = 0; i < ARRAY_SIZE(dp_options); i++)
+		if (dp_options[i].type == DP_OPT_UNSUPPORTED)
+			fprintf(f, " -%c", dp_options[i].short_flag);
+	fputc('\n', f);
+}

@@ -1,0 +1,316 @@
+/*
+ * tests/dataplane/test_options.c - dpcached's command line (options.c):
+ * defaults, every flag in short and long form, size suffixes, and bad
+ * values that must be refused with a message.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dataplane/memcache/mc.h"
+#include "dataplane/options.h"
+
+#define MAX_ARGS 32
+
+/* Parses a NULL-terminated list of arguments (argv[0] is added). */
+static int parse_list(struct dp_settings *s, char *err, size_t errlen,
+		      const char *first, va_list ap)
+{
+	/* getopt may permute argv, so it gets writable copies. */
+	static char words[MAX_ARGS][128];
+	char *argv[MAX_ARGS + 1];
+	int argc = 0;
+
+	snprintf(words[argc], sizeof(words[argc]), "dpcached");
+	argv[argc] = words[argc];
+	argc++;
+	for (const char *a = first; a != NULL; a = va_arg(ap, const char *)) {
+		assert_true(argc < MAX_ARGS);
+		snprintf(words[argc], sizeof(words[argc]), "%s", a);
+		argv[argc] = words[argc];
+		argc++;
+	}
+	argv[argc] = NULL;
+	return dp_options_parse(s, argc, argv, err, errlen);
+}
+
+/* parse_ok(&s, "-p", "1234", NULL): must succeed. */
+static void parse_ok(struct dp_settings *s, const char *first, ...)
+{
+	char err[256];
+	va_list ap;
+	int rc;
+
+	va_start(ap, first);
+	rc = parse_list(s, err, sizeof(err), first, ap);
+	va_end(ap);
+	if (rc != 0)
+		print_error("unexpected parse error: %s\n", err);
+	assert_int_equal(rc, 0);
+}
+
+/* parse_bad("expected words", "-p", "x", NULL): must fail, and the message
+ * must contain 'needle'. */
+static void parse_bad(const char *needle, const char *first, ...)
+{
+	struct dp_settings s;
+	char err[256];
+	va_list ap;
+	int rc;
+
+	va_start(ap, first);
+	rc = parse_list(&s, err, sizeof(err), first, ap);
+	va_end(ap);
+	assert_int_not_equal(rc, 0);
+	assert_true(err[0] != '\0');
+	if (strstr(err, needle) == NULL)
+		print_error("message '%s' lacks '%s'\n", err, needle);
+	assert_non_null(strstr(err, needle));
+}
+
+static void test_defaults(void **state)
+{
+	struct dp_settings s;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	parse_ok(&s, NULL);
+	assert_int_equal(s.tcp_port, 11211);
+	assert_int_equal(s.udp_port, 0);
+	assert_string_equal(s.listen_addr, "127.0.0.1");
+	assert_int_equal(s.memory_mb, 64);
+	assert_int_equal(s.max_conns, 1024);
+	assert_int_equal(s.item_size_max, 1024 * 1024);
+	assert_int_equal(s.backlog, 1024);
+	assert_int_equal(s.verbose, 0);
+	assert_false(s.no_evict);
+	assert_false(s.enable_shutdown);
+	assert_false(s.help);
+	assert_false(s.version);
+	if (cpus > MC_MAX_WORKERS)
+		cpus = MC_MAX_WORKERS;
+	assert_int_equal(s.threads, cpus < 1 ? 1 : cpus);
+}
+
+static void test_short_flags(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, "-p", "2345", "-U", "3456", "-l", "0.0.0.0", "-m", "128",
+		 "-c", "77", "-t", "3", "-I", "2m", "-b", "16", "-M", "-A", "-v",
+		 NULL);
+	assert_int_equal(s.tcp_port, 2345);
+	assert_int_equal(s.udp_port, 3456);
+	assert_string_equal(s.listen_addr, "0.0.0.0");
+	assert_int_equal(s.memory_mb, 128);
+	assert_int_equal(s.max_conns, 77);
+	assert_int_equal(s.threads, 3);
+	assert_int_equal(s.item_size_max, 2 * 1024 * 1024);
+	assert_int_equal(s.backlog, 16);
+	assert_true(s.no_evict);
+	assert_true(s.enable_shutdown);
+	assert_int_equal(s.verbose, 1);
+}
+
+static void test_long_flags(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, "--port=2345", "--udp-port", "3456", "--listen=::1",
+		 "--memory-limit=256", "--conn-limit", "5", "--threads=2",
+		 "--max-item-size=512k", "--listen-backlog=8",
+		 "--disable-evictions", "--enable-shutdown", "--verbose",
+		 "--verbose", NULL);
+	assert_int_equal(s.tcp_port, 2345);
+	assert_int_equal(s.udp_port, 3456);
+	assert_string_equal(s.listen_addr, "::1");
+	assert_int_equal(s.memory_mb, 256);
+	assert_int_equal(s.max_conns, 5);
+	assert_int_equal(s.threads, 2);
+	assert_int_equal(s.item_size_max, 512 * 1024);
+	assert_int_equal(s.backlog, 8);
+	assert_true(s.no_evict);
+	assert_true(s.enable_shutdown);
+	assert_int_equal(s.verbose, 2);
+}
+
+static void test_verbosity(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, "-vv", NULL);
+	assert_int_equal(s.verbose, 2);
+	parse_ok(&s, "-v", "-v", "-v", NULL);
+	assert_int_equal(s.verbose, 3);
+	/* Flags combine like getopt's: -vM */
+	parse_ok(&s, "-vM", NULL);
+	assert_int_equal(s.verbose, 1);
+	assert_true(s.no_evict);
+}
+
+static void test_help_version(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, "-h", NULL);
+	assert_true(s.help);
+	parse_ok(&s, "--help", NULL);
+	assert_true(s.help);
+	parse_ok(&s, "-V", NULL);
+	assert_true(s.version);
+	parse_ok(&s, "--version", NULL);
+	assert_true(s.version);
+	/* -h wins over otherwise conflicting flags, like memcached. */
+	parse_ok(&s, "-h", "-I", "64m", "-m", "1", NULL);
+	assert_true(s.help);
+}
+
+static void test_size_suffixes(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, "-I", "1024", NULL);
+	assert_int_equal(s.item_size_max, 1024);
+	parse_ok(&s, "-I", "1k", NULL);
+	assert_int_equal(s.item_size_max, 1024);
+	parse_ok(&s, "-I", "4K", NULL);
+	assert_int_equal(s.item_size_max, 4096);
+	parse_ok(&s, "-I", "3M", NULL);
+	assert_int_equal(s.item_size_max, 3 * 1024 * 1024);
+	parse_ok(&s, "-m", "2048", "-I", "1g", NULL);
+	assert_int_equal(s.item_size_max, 1024u * 1024 * 1024);
+	parse_ok(&s, "-m", "2048", "-I", "1G", NULL);
+	assert_int_equal(s.item_size_max, 1024u * 1024 * 1024);
+	parse_ok(&s, "-m", "1", NULL);   /* default -I 1m fits -m 1 */
+	assert_int_equal(s.memory_mb, 1);
+}
+
+static void test_ranges(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, "-p", "65535", NULL);
+	assert_int_equal(s.tcp_port, 65535);
+	parse_ok(&s, "-p", "0", "-U", "11211", NULL);   /* UDP only */
+	assert_int_equal(s.tcp_port, 0);
+	parse_ok(&s, "-t", "1", NULL);
+	assert_int_equal(s.threads, 1);
+	parse_ok(&s, "-t", "64", NULL);
+	assert_int_equal(s.threads, MC_MAX_WORKERS);
+	parse_ok(&s, "-c", "1", NULL);
+	assert_int_equal(s.max_conns, 1);
+}
+
+static void test_bad_values(void **state)
+{
+	parse_bad("-p/--port", "-p", "65536", NULL);
+	parse_bad("'abc'", "-p", "abc", NULL);
+	parse_bad("-p/--port", "-p", "-5", NULL);
+	parse_bad("-p/--port", "-p", "", NULL);
+	parse_bad("-p/--port", "-p", "12 ", NULL);
+	parse_bad("-p/--port", "-p", "99999999999999999999999", NULL);
+	parse_bad("-U/--udp-port", "--udp-port=70000", NULL);
+	parse_bad("-t/--threads", "-t", "0", NULL);
+	parse_bad("-t/--threads", "-t", "65", NULL);
+	parse_bad("-m/--memory-limit", "-m", "0", NULL);
+	parse_bad("-m/--memory-limit", "-m", "5x", NULL);
+	parse_bad("-c/--conn-limit", "-c", "0", NULL);
+	parse_bad("-c/--conn-limit", "-c", "5x", NULL);
+	parse_bad("-I/--max-item-size", "-I", "1000", NULL);
+	parse_bad("-I/--max-item-size", "-I", "0", NULL);
+	parse_bad("-I/--max-item-size", "-I", "2g", NULL);
+	parse_bad("-I/--max-item-size", "-I", "5x", NULL);
+	parse_bad("-I/--max-item-size", "-I", "1.5m", NULL);
+	parse_bad("-I/--max-item-size", "-I", "1mm", NULL);
+	parse_bad("-I/--max-item-size", "-I", "18446744073709551615k", NULL);
+	parse_bad("-b/--listen-backlog", "-b", "0", NULL);
+	parse_bad("-l/--listen", "-l", "", NULL);
+	parse_bad("only one listen address", "-l", "127.0.0.1,10.0.0.1", NULL);
+	parse_bad("-l/--listen", "-l", "a b", NULL);
+}
+
+static void test_cross_checks(void **state)
+{
+	/* -I above -m */
+	parse_bad("cannot be larger than", "-m", "1", "-I", "2m", NULL);
+	parse_bad("cannot be larger than", "-m", "64", "-I", "65m", NULL);
+	/* nothing to listen on */
+	parse_bad("nothing to listen on", "-p", "0", NULL);
+	parse_bad("nothing to listen on", "-p", "0", "-U", "0", NULL);
+}
+
+static void test_missing_argument(void **state)
+{
+	parse_bad("-p/--port", "-p", NULL);
+	parse_bad("-I/--max-item-size", "--max-item-size", NULL);
+	parse_bad("needs an argument", "-t", NULL);
+}
+
+static void test_unknown_and_unsupported(void **state)
+{
+	parse_bad("unknown option '-x'", "-x", NULL);
+	parse_bad("unknown option '--bogus'", "--bogus", NULL);
+	parse_bad("unexpected argument 'extra'", "extra", NULL);
+	parse_bad("not supported", "-d", NULL);
+	parse_bad("not supported", "--daemon", NULL);
+	parse_bad("not supported", "-u", "nobody", NULL);
+	parse_bad("not supported", "-u", NULL);
+	parse_bad("not supported", "-s", "/tmp/sock", NULL);
+	parse_bad("not supported", "-o", "modern", NULL);
+	parse_bad("not supported", "-S", NULL);
+	parse_bad("not supported", "--enable-ssl", NULL);
+}
+
+/* Parsing twice in one process must not leak getopt state. */
+static void test_reparse(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, "-p", "1111", "-v", NULL);
+	parse_ok(&s, "-p", "2222", NULL);
+	assert_int_equal(s.tcp_port, 2222);
+	assert_int_equal(s.verbose, 0);
+}
+
+static void test_usage_lists_every_flag(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	dp_options_usage(f, "dpcached");
+	fclose(f);
+	for (const char *w = "--port\0--udp-port\0--listen\0--memory-limit\0"
+			     "--conn-limit\0--threads\0--max-item-size\0"
+			     "--verbose\0--help\0--version\0--disable-evictions\0"
+			     "--enable-shutdown\0(default: 11211)\0(default: 1m)\0";
+	     *w; w += strlen(w) + 1)
+		assert_non_null(strstr(text, w));
+	free(text);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_short_flags),
+		cmocka_unit_test(test_long_flags),
+		cmocka_unit_test(test_verbosity),
+		cmocka_unit_test(test_help_version),
+		cmocka_unit_test(test_size_suffixes),
+		cmocka_unit_test(test_ranges),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_cross_checks),
+		cmocka_unit_test(test_missing_argument),
+		cmocka_unit_test(test_unknown_and_unsupported),
+		cmocka_unit_test(test_reparse),
+		cmocka_unit_test(test_usage_lists_every_flag),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
