@@ -1,0 +1,393 @@
+"""Shared helpers for the end-to-end tests: start a server, talk to it, stop it.
+
+Which binary runs:
+  DPCACHE_E2E_SERVER=memcached  -> /usr/bin/memcached (the reference)
+  otherwise                     -> $DPCACHED (meson passes build/dataplane/dpcached)
+
+Every server is started on a free random port on 127.0.0.1, waited for until
+it accepts a TCP connection, and always stopped by PID (SIGTERM, then SIGKILL
+after a timeout): by the context manager, by atexit, and on SIGTERM/SIGINT to
+the test itself (meson's timeout).  A server that died on its own is a test
+failure that names its exit status or signal.
+
+Exit codes of a test: 0 pass, 1 fail, 77 skip (only when the machine lacks
+something, e.g. /usr/bin/memcached for the comparison test).
+"""
+
+import atexit
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+MEMCACHED = '/usr/bin/memcached'
+SKIP = 77
+
+
+class TestFailure(Exception):
+    """A check failed; the message says what was expected and what came."""
+
+
+class TestSkip(Exception):
+    """The machine lacks something the test needs."""
+
+
+def fail(msg):
+    raise TestFailure(msg)
+
+
+def check(cond, msg):
+    if not cond:
+        raise TestFailure(msg)
+
+
+def target():
+    """Return (name, path) of the server under test."""
+    if os.environ.get('DPCACHE_E2E_SERVER') == 'memcached':
+        if not os.access(MEMCACHED, os.X_OK):
+            raise TestSkip('DPCACHE_E2E_SERVER=memcached but %s is missing' % MEMCACHED)
+        return 'memcached', MEMCACHED
+    path = os.environ.get('DPCACHED')
+    if not path:
+        fail('DPCACHED is not set (path of the dpcached binary); '
+             'or set DPCACHE_E2E_SERVER=memcached to test stock memcached')
+    if not os.access(path, os.X_OK):
+        fail('DPCACHED=%s is not an executable file (was dpcached built?)' % path)
+    return 'dpcached', path
+
+
+def signame(num):
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return 'signal %d' % num
+
+
+def describe_status(rc):
+    if rc is None:
+        return 'still running'
+    if rc < 0:
+        return 'killed by %s' % signame(-rc)
+    return 'exit status %d' % rc
+
+
+_live = []
+_started = []   # every server this test started, for the crash report
+
+
+def _stop_all():
+    for s in list(_live):
+        try:
+            s.stop(check_exit=False)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+atexit.register(_stop_all)
+
+
+def _on_signal(signum, frame):
+    # Turn meson's SIGTERM (timeout) into an exception so that context
+    # managers and atexit stop the servers we started.
+    raise SystemExit('test interrupted by %s' % signame(signum))
+
+
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGINT, _on_signal)
+
+
+def free_port(udp_too=False):
+    """A port that is free on 127.0.0.1 for TCP (and UDP if asked) right now."""
+    for _ in range(100):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind(('127.0.0.1', 0))
+        port = t.getsockname()[1]
+        ok = True
+        if udp_too:
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                u.bind(('127.0.0.1', port))
+            except OSError:
+                ok = False
+            u.close()
+        t.close()
+        if ok:
+            return port
+    fail('could not find a free port')
+
+
+class Server:
+    """One server process.  Use as a context manager.
+
+    flags: extra memcached-style flags, e.g. ['-m', '64', '-c', '20'].
+    udp: also listen for UDP on the same port number (-U PORT), else -U 0.
+    kind/path: default from target(); test_compat passes both explicitly.
+    """
+
+    def __init__(self, flags=(), udp=False, kind=None, path=None,
+                 start_timeout=15.0, stop_timeout=5.0):
+        if kind is None:
+            kind, path = target()
+        self.kind = kind
+        self.path = path
+        self.flags = list(flags)
+        self.udp = udp
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.proc = None
+        self.port = None
+        self.log = None
+        self._stopping = False
+        self.crash = None     # set when the server died on its own
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self):
+        last = None
+        for _attempt in range(3):
+            self.port = free_port(udp_too=self.udp)
+            argv = [self.path, '-l', '127.0.0.1', '-p', str(self.port),
+                    '-U', str(self.port) if self.udp else '0']
+            if self.kind == 'memcached' and os.geteuid() == 0:
+                argv += ['-u', 'root']   # memcached refuses root without -u
+            argv += self.flags
+            self.argv = argv
+            self.log = tempfile.TemporaryFile(prefix='e2e-server-')
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                         stdout=self.log, stderr=subprocess.STDOUT)
+            _live.append(self)
+            if self not in _started:
+                _started.append(self)
+            deadline = time.monotonic() + self.start_timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    s = socket.create_connection(('127.0.0.1', self.port), timeout=0.5)
+                    s.close()
+                    return self
+                except OSError:
+                    time.sleep(0.05)
+            rc = self.proc.poll()
+            if rc is None:
+                self._kill()
+                fail('%s did not accept connections on port %d within %.0fs\n'
+                     'argv: %s\n%s' % (self.kind, self.port, self.start_timeout,
+                                       ' '.join(argv), self.log_tail()))
+            last = ('%s exited at start (%s)\nargv: %s\n%s'
+                    % (self.kind, describe_status(rc), ' '.join(argv), self.log_tail()))
+            _live.remove(self)
+            if 'in use' not in self.log_tail():
+                break   # not a port race: report it
+        fail(last)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        # If the test already failed, still stop the server but keep the
+        # original failure; report a crash in addition.
+        self.stop(check_exit=exc_type is None)
+        return False
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self, what=''):
+        """Fail the test if the server died on its own."""
+        rc = self.proc.poll()
+        if rc is not None:
+            fail('%s died unexpectedly%s: %s\nargv: %s\n%s'
+                 % (self.kind, (' ' + what) if what else '', describe_status(rc),
+                    ' '.join(self.argv), self.log_tail()))
+
+    def _kill(self):
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+    def stop(self, check_exit=True):
+        if self.proc is None or self._stopping:
+            return
+        self._stopping = True
+        if self in _live:
+            _live.remove(self)
+        rc = self.proc.poll()
+        if rc is not None:
+            # It was gone before we asked it to go: a crash.
+            msg = ('%s died unexpectedly: %s\nargv: %s\n%s'
+                   % (self.kind, describe_status(rc), ' '.join(self.argv), self.log_tail()))
+            self.crash = msg
+            if check_exit:
+                fail(msg)
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            print('WARNING: %s (pid %d) ignored SIGTERM for %.0fs; sent SIGKILL'
+                  % (self.kind, self.proc.pid, self.stop_timeout), file=sys.stderr)
+            self._kill()
+            return
+        if rc not in (0, -signal.SIGTERM):
+            msg = ('%s exited badly on SIGTERM: %s\n%s'
+                   % (self.kind, describe_status(rc), self.log_tail()))
+            self.crash = msg
+            if check_exit:
+                fail(msg)
+
+    def log_tail(self, n=2000):
+        if self.log is None:
+            return ''
+        try:
+            self.log.flush()
+            self.log.seek(0)
+            data = self.log.read()
+        except (OSError, ValueError):
+            return ''
+        data = data[-n:].decode('utf-8', 'replace')
+        return ('server output (tail):\n' + data) if data else '(server printed nothing)'
+
+    # -- observation -------------------------------------------------------
+    def rss_kb(self):
+        with open('/proc/%d/status' % self.proc.pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+        return 0
+
+    def connect(self, timeout=5.0):
+        return Conn(('127.0.0.1', self.port), timeout=timeout)
+
+
+class Conn:
+    """A raw TCP connection with deadline-bounded reads."""
+
+    def __init__(self, addr, timeout=5.0):
+        self.sock = socket.create_connection(addr, timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.timeout = timeout
+        self.buf = b''
+        self.eof = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+        return False
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        """Read more bytes; False at deadline or EOF."""
+        left = deadline - time.monotonic()
+        if left <= 0 or self.eof:
+            return False
+        r, _, _ = select.select([self.sock], [], [], left)
+        if not r:
+            return False
+        try:
+            chunk = self.sock.recv(65536)
+        except (ConnectionResetError, socket.timeout):
+            chunk = b''
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def read_until(self, marker, timeout=None, what='reply'):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while marker not in self.buf:
+            if not self._fill(deadline):
+                fail('no complete %s (waiting for %r) within %.1fs%s; got %r'
+                     % (what, marker, timeout or self.timeout,
+                        ' (connection closed)' if self.eof else '', self.buf[:400]))
+        i = self.buf.index(marker) + len(marker)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def read_line(self, timeout=None):
+        return self.read_until(b'\r\n', timeout, what='line')
+
+    def read_exact(self, n, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                fail('wanted %d bytes within %.1fs%s, got %d'
+                     % (n, timeout or self.timeout,
+                        ' (connection closed)' if self.eof else '', len(self.buf)))
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_idle(self, idle=0.2, timeout=None):
+        """Everything that arrives until the line is quiet for `idle` s."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            if not self._fill(min(deadline, time.monotonic() + idle)):
+                break
+        out, self.buf = self.buf, b''
+        return out
+
+    def wait_eof(self, timeout=2.0):
+        """True if the peer closes the connection within timeout."""
+        deadline = time.monotonic() + timeout
+        while not self.eof and self._fill(deadline):
+            pass
+        return self.eof
+
+    def request(self, data, marker=b'\r\n', timeout=None):
+        self.send(data)
+        return self.read_until(marker, timeout)
+
+
+def _crash_report():
+    """After a failure: stop what still runs and name any server that died."""
+    _stop_all()
+    for s in _started:
+        if s.crash:
+            print('SERVER CRASH: ' + s.crash)
+
+
+def run(main):
+    """Run main() and turn its outcome into the exit code."""
+    name = os.path.basename(sys.argv[0])
+    try:
+        main()
+    except TestSkip as e:
+        print('SKIP %s: %s' % (name, e))
+        _stop_all()
+        sys.exit(SKIP)
+    except TestFailure as e:
+        print('FAIL %s: %s' % (name, e))
+        _crash_report()
+        sys.exit(1)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            print('FAIL %s: %s' % (name, e.code))
+            _crash_report()
+            sys.exit(1)
+        raise
+    except BaseException:  # noqa: BLE001 - any error is a failure
+        print('FAIL %s: unexpected error' % name)
+        traceback.print_exc(file=sys.stdout)
+        _crash_report()
+        sys.exit(1)
+    print('PASS %s' % name)
+    sys.exit(0)
