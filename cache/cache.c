@@ -9,13 +9,19 @@
  * they change.
  *
  * Writers. All writers to one key hold stripe_lock(hash) (one of
- * CACHE_STRIPES mutexes), so for a given key there is one writer at a time
- * and cds_lfht_add_replace under that lock always replaces exactly the item
- * the writer looked at (or nothing, if eviction/expiry removed it meanwhile).
- * Eviction, lazy expiry and the sweeper never take a stripe lock: they only
- * cds_lfht_del, and cds_lfht guarantees that exactly one remover of a node
- * succeeds. Whoever succeeds "retires" the item: takes it out of its
- * eviction queue, releases its memory from the accounting and call_rcu's it.
+ * CACHE_STRIPES mutexes), so for a given key there is one writer at a time.
+ * A writer swaps in its new item with cds_lfht_replace on the exact item it
+ * looked at, or cds_lfht_add_replace when there was none. Eviction, lazy
+ * expiry and the sweeper never take a stripe lock: they only cds_lfht_del,
+ * and cds_lfht guarantees that exactly one remover of a node succeeds. If
+ * eviction wins against a writer, the replace fails with -ENOENT and a
+ * command that needed the old item (cas, replace, append, incr, ...) answers
+ * as if it had not found it; a plain set just adds. Whoever succeeds
+ * "retires" the item: takes it out of its eviction queue, releases its
+ * memory from the accounting and call_rcu's it.
+ *
+ * Table size. cds_lfht's auto-resize grows lazily and leaves chains of up
+ * to 8 nodes; the sweeper also resizes it to 1-2 items per bucket.
  *
  * Lock order: stripe lock -> queue lock. The flush and attach locks are
  * leaves. No lock is held across a grace period.
@@ -41,8 +47,16 @@
  * never above the limit (slack 0). What is not counted, and is the
  * documented slack of real memory over the limit: items retired but still
  * waiting for their grace period (bounded by what the threads unlink between
- * two quiescent states), the ghost set (4 bytes per slot, about 3% of the
- * limit, capped at 16 MiB), and the fixed per-cache structures.
+ * two quiescent states), the ghost set (4 bytes per 128 bytes of limit, i.e.
+ * 3.1%, capped at 16 MiB), jemalloc's own metadata, and the fixed
+ * per-cache structures (~100 KiB). Measured with 1M items of 16-byte keys and
+ * 32-byte values: 128 accounted bytes per item, 130 bytes of RSS per item.
+ *
+ * Item size limit: counted like memcached 1.6 (48-byte header, key + NUL,
+ * value + "\r\n", 8-byte CAS, 4 bytes of flags if non-zero), so a value
+ * switches from STORED to "too large" at the same length as memcached with
+ * the same -I (checked against memcached 1.6.18 -I 1m: key "k", flags 0:
+ * 1048516 bytes stored, 1048517 too large).
  *
  * CAS uniqueness without a shared counter: cas = seq << CACHE_TID_BITS | tid,
  * where seq is per attached thread slot. seq is a Lamport clock: a store that
@@ -79,10 +93,13 @@
 #define CACHE_TABLE_INIT     1024ul
 #define CACHE_SMALL_PERCENT  10u
 #define CACHE_FREQ_MAX       3u
+#ifndef CACHE_PROMOTE_FREQ
+#define CACHE_PROMOTE_FREQ   1u           /* reads in small needed to reach main */
+#endif
 #define CACHE_EVICT_MAX_MOVES 4096u       /* CLOCK moves before forcing an eviction */
 #define CACHE_DEAD_SCAN      64u          /* no_evict: tail items checked for dead ones */
 #define CACHE_SWEEP_PERIOD_MS 100u
-#define CACHE_SWEEP_BUDGET   4096u        /* queue entries visited per sweeper pass */
+#define CACHE_SWEEP_BUDGET   8192u        /* queue entries visited per sweeper pass */
 #define CACHE_SWEEP_CHUNK    256u         /* entries per queue-lock hold */
 #define CACHE_DEFAULT_LIMIT  (64u << 20)  /* memcached -m 64 */
 #define CACHE_DEFAULT_ITEM_MAX (1u << 20) /* memcached -I 1m */
@@ -169,6 +186,7 @@ struct cache {
 	pthread_mutex_t stats_lock;
 	uint64_t stats_base[CNT__COUNT]; /* 'stats reset' baseline */
 
+	uint64_t table_size;        /* buckets the sweeper last resized to */
 	struct cache_thread sys;    /* the sweeper's / destroy's context */
 	pthread_t sweeper;
 	bool sweeper_running;
@@ -362,14 +380,10 @@ static void do_queue_push(struct cache *c, struct cache_item *it, bool to_main)
 	q->head = it;
 	__atomic_store_n(&q->count, q->count + 1, __ATOMIC_RELAXED);
 	q->bytes += item_footprint(it);
-	if (to_main)
-		__atomic_fetch_or(&it->state, CACHE_ITEM_QUEUED | CACHE_ITEM_IN_MAIN,
-				  __ATOMIC_RELAXED);
-	else
-		__atomic_fetch_or(&it->state, CACHE_ITEM_QUEUED, __ATOMIC_RELAXED);
-	if (!to_main)
-		__atomic_fetch_and(&it->state, (uint8_t)~CACHE_ITEM_IN_MAIN,
-				   __ATOMIC_RELAXED);
+	/* IN_MAIN is clear here: new items never have it, removal clears it. */
+	__atomic_fetch_or(&it->state,
+			  CACHE_ITEM_QUEUED | (to_main ? CACHE_ITEM_IN_MAIN : 0),
+			  __ATOMIC_RELAXED);
 }
 
 static void do_queue_remove(struct cache *c, struct cache_item *it)
@@ -422,18 +436,18 @@ static bool do_ghost_take(struct cache *c, const struct cache_item *it)
 }
 
 /* Second half of linking: put a table-linked item in its queue, unless a
- * concurrent remover already retired it. */
-static void queue_link(struct cache *c, struct cache_item *it)
+ * concurrent remover already retired it. A new value of a key that lived
+ * in main ('to_main') stays there: an update is not a new object. */
+static void queue_link(struct cache *c, struct cache_item *it, bool to_main)
 {
 	pthread_mutex_lock(&c->q_lock);
 	if (!(cache_item_state(it) & CACHE_ITEM_RETIRED))
-		do_queue_push(c, it, do_ghost_take(c, it));
+		do_queue_push(c, it, do_ghost_take(c, it) || to_main);
 	pthread_mutex_unlock(&c->q_lock);
 }
 
 /* Counts and frees an item this thread removed from the table (with
- * cds_lfht_del or a replace); the item is already out of its queue when
- * 'dequeued'. */
+ * cds_lfht_del or a replace) and already took out of its queue. */
 static void retire_counted(struct cache_thread *t, struct cache_item *it,
 			   enum retire_reason why)
 {
@@ -500,7 +514,8 @@ static struct cache_item *do_pick_victim(struct cache *c)
 			return NULL;
 		it = from_small ? c->small.tail : c->main.tail;
 		freq = __atomic_load_n(&it->freq, __ATOMIC_RELAXED);
-		if (freq == 0 || moves++ >= CACHE_EVICT_MAX_MOVES)
+		if (freq < (from_small ? CACHE_PROMOTE_FREQ : 1u) ||
+		    moves++ >= CACHE_EVICT_MAX_MOVES)
 			return it;
 		do_queue_remove(c, it);
 		if (from_small) {
@@ -581,27 +596,29 @@ static int match_key(struct cds_lfht_node *node, const void *arg)
 	return it->nkey == k->nkey && memcmp(it->data, k->key, k->nkey) == 0;
 }
 
-/* RCU read side (thread online). */
-static struct cache_item *table_lookup(struct cache *c, const char *key,
-				       size_t nkey, uint64_t hash)
+/* RCU read side (thread online). 'iter' receives the position, for a
+ * later cds_lfht_replace. */
+static inline struct cache_item *table_lookup(struct cache *c, const char *key,
+					      size_t nkey, uint64_t hash,
+					      struct cds_lfht_iter *iter)
 {
 	struct cache_key k = { key, nkey };
-	struct cds_lfht_iter iter;
 	struct cds_lfht_node *node;
 
-	cds_lfht_lookup(c->ht, (unsigned long)hash, match_key, &k, &iter);
-	node = cds_lfht_iter_get_node(&iter);
+	cds_lfht_lookup(c->ht, (unsigned long)hash, match_key, &k, iter);
+	node = cds_lfht_iter_get_node(iter);
 	return node ? caa_container_of(node, struct cache_item, table_node) : NULL;
 }
 
 /*
- * Under stripe_lock(hash): the live item for the key, or NULL. A dead one
- * found on the way is unlinked.
+ * Under stripe_lock(hash): the live item for the key (its position in
+ * *iter), or NULL. A dead one found on the way is unlinked.
  */
 static struct cache_item *do_lookup_live(struct cache_thread *t, const char *key,
-					 size_t nkey, uint64_t hash, uint32_t now)
+					 size_t nkey, uint64_t hash, uint32_t now,
+					 struct cds_lfht_iter *iter)
 {
-	struct cache_item *it = table_lookup(t->c, key, nkey, hash);
+	struct cache_item *it = table_lookup(t->c, key, nkey, hash, iter);
 
 	if (it != NULL && !item_is_live(t->c, it, now)) {
 		unlink_dead(t, it);
@@ -611,22 +628,47 @@ static struct cache_item *do_lookup_live(struct cache_thread *t, const char *key
 }
 
 /*
- * Under stripe_lock(hash): links 'it' (its cas, atime already set) in place
- * of whatever the key maps to, then queues it.
+ * Under stripe_lock(hash): links 'it' (its cas, atime already set), then
+ * queues it. 'old' is the live item the caller decided on (at 'old_iter'),
+ * or NULL. If eviction or expiry removed 'old' since the lookup, a command
+ * that needed it (cas, replace, append, incr...: 'need_old') fails: returns
+ * false and 'it' stays private. A plain set links anyway.
  */
-static void do_link(struct cache_thread *t, struct cache_item *it, uint64_t hash)
+static bool do_link(struct cache_thread *t, struct cache_item *it, uint64_t hash,
+		    struct cache_item *old, struct cds_lfht_iter *old_iter,
+		    bool need_old)
 {
 	struct cache *c = t->c;
 	struct cache_key k = { cache_item_key(it), it->nkey };
 	struct cds_lfht_node *prev;
+	bool to_main = false;
 
-	prev = cds_lfht_add_replace(c->ht, (unsigned long)hash, match_key, &k,
-				    &it->table_node);
-	if (prev != NULL)
-		retire(t, caa_container_of(prev, struct cache_item, table_node),
-		       RETIRE_REPLACED);
-	queue_link(c, it);
+	if (old != NULL) {
+		/* The new value inherits the key's standing in the policy. */
+		uint8_t f = __atomic_load_n(&old->freq, __ATOMIC_RELAXED);
+
+		if (it->freq < f)
+			it->freq = f;
+		to_main = cache_item_state(old) & CACHE_ITEM_IN_MAIN;
+	}
+	if (old != NULL &&
+	    cds_lfht_replace(c->ht, old_iter, (unsigned long)hash, match_key, &k,
+			     &it->table_node) == 0) {
+		retire(t, old, RETIRE_REPLACED);
+	} else if (old != NULL && need_old) {
+		return false;
+	} else {
+		/* Nothing else can insert this key (we hold its stripe lock),
+		 * so this adds, or replaces a node nobody has retired yet. */
+		prev = cds_lfht_add_replace(c->ht, (unsigned long)hash, match_key,
+					    &k, &it->table_node);
+		if (prev != NULL)
+			retire(t, caa_container_of(prev, struct cache_item,
+						   table_node), RETIRE_REPLACED);
+	}
+	queue_link(c, it, to_main);
 	count(t, CNT_TOTAL_ITEMS);
+	return true;
 }
 
 /* Records an access (GET path): each field is written only if it changes,
@@ -651,12 +693,13 @@ const struct cache_item *cache_get(struct cache_thread *t, const char *key,
 				   struct cache_read_info *info)
 {
 	struct cache *c = t->c;
+	struct cds_lfht_iter iter;
 	struct cache_item *it;
 	uint32_t now;
 
 	if (nkey == 0 || nkey > CACHE_KEY_MAX)
 		return NULL;
-	it = table_lookup(c, key, nkey, hash);
+	it = table_lookup(c, key, nkey, hash, &iter);
 	if (it == NULL)
 		return NULL;
 	now = cache_clock_now();
@@ -860,29 +903,40 @@ enum cache_status cache_store(struct cache_thread *t, struct cache_item *it,
 	static const struct cache_store_args set_args = { .mode = CACHE_SET };
 	struct cache *c = t->c;
 	pthread_mutex_t *lock = stripe_lock(c, hash);
+	struct cds_lfht_iter iter;
 	struct cache_item *old, *link;
 	enum cache_status st = CACHE_OK;
+	bool need_old, linked = false;
 	uint32_t now;
 
 	if (it == NULL)
 		return CACHE_INVALID;
 	if (args == NULL)
 		args = &set_args;
+	need_old = args->mode != CACHE_SET || args->cas_compare != 0;
 	pthread_mutex_lock(lock);
 	now = cache_clock_now();
-	old = do_lookup_live(t, cache_item_key(it), it->nkey, hash, now);
+	old = do_lookup_live(t, cache_item_key(it), it->nkey, hash, now, &iter);
 	link = do_store_decide(t, it, old, args, now, &st);
 	if (link != NULL) {
 		link->cas = args->cas_new ? args->cas_new
 					  : next_cas(t, old ? old->cas : 0);
 		link->atime = now;
-		do_link(t, link, hash);
-		if (cas_out != NULL)
-			*cas_out = link->cas;
-		st = CACHE_OK;
+		linked = do_link(t, link, hash, old, &iter, need_old);
+		if (linked) {
+			if (cas_out != NULL)
+				*cas_out = link->cas;
+			st = CACHE_OK;
+		} else {
+			/* evicted under our feet: as if we had not found it */
+			st = (args->mode == CACHE_CAS || args->cas_compare != 0)
+				     ? CACHE_NOT_FOUND : CACHE_NOT_STORED;
+		}
 	}
 	pthread_mutex_unlock(lock);
-	if (link != it)
+	if (link != NULL && link != it && !linked)
+		item_free_private(c, link);
+	if (link != it || !linked)
 		item_free_private(c, it);
 	return st;
 }
@@ -892,13 +946,14 @@ enum cache_status cache_delete(struct cache_thread *t, const char *key,
 {
 	struct cache *c = t->c;
 	pthread_mutex_t *lock = stripe_lock(c, hash);
+	struct cds_lfht_iter iter;
 	struct cache_item *old;
 	enum cache_status st = CACHE_NOT_FOUND;
 
 	if (nkey == 0 || nkey > CACHE_KEY_MAX)
 		return CACHE_NOT_FOUND;
 	pthread_mutex_lock(lock);
-	old = do_lookup_live(t, key, nkey, hash, cache_clock_now());
+	old = do_lookup_live(t, key, nkey, hash, cache_clock_now(), &iter);
 	if (old != NULL && cas_compare != 0 && old->cas != cas_compare) {
 		st = CACHE_EXISTS;
 	} else if (old != NULL && cds_lfht_del(c->ht, &old->table_node) == 0) {
@@ -917,6 +972,7 @@ enum cache_status cache_invalidate(struct cache_thread *t, const char *key,
 {
 	struct cache *c = t->c;
 	pthread_mutex_t *lock = stripe_lock(c, hash);
+	struct cds_lfht_iter iter;
 	struct cache_item *old, *it;
 	enum cache_status st = CACHE_OK;
 	uint32_t now;
@@ -925,7 +981,7 @@ enum cache_status cache_invalidate(struct cache_thread *t, const char *key,
 		return CACHE_NOT_FOUND;
 	pthread_mutex_lock(lock);
 	now = cache_clock_now();
-	old = do_lookup_live(t, key, nkey, hash, now);
+	old = do_lookup_live(t, key, nkey, hash, now, &iter);
 	if (old == NULL) {
 		st = CACHE_NOT_FOUND;
 		goto out;
@@ -953,7 +1009,10 @@ enum cache_status cache_invalidate(struct cache_thread *t, const char *key,
 	it->freq = old->freq;
 	it->cas = next_cas(t, old->cas);
 	it->atime = cache_item_atime(old);
-	do_link(t, it, hash);
+	if (!do_link(t, it, hash, old, &iter, true)) {
+		item_free_private(c, it);
+		st = CACHE_NOT_FOUND;
+	}
 out:
 	pthread_mutex_unlock(lock);
 	return st;
@@ -964,6 +1023,7 @@ enum cache_status cache_touch(struct cache_thread *t, const char *key,
 {
 	struct cache *c = t->c;
 	pthread_mutex_t *lock = stripe_lock(c, hash);
+	struct cds_lfht_iter iter;
 	struct cache_item *it;
 	uint32_t now;
 
@@ -971,7 +1031,7 @@ enum cache_status cache_touch(struct cache_thread *t, const char *key,
 		return CACHE_NOT_FOUND;
 	pthread_mutex_lock(lock);
 	now = cache_clock_now();
-	it = do_lookup_live(t, key, nkey, hash, now);
+	it = do_lookup_live(t, key, nkey, hash, now, &iter);
 	if (it != NULL) {
 		item_bump(it, now, true);  /* memcached's touch fetches the item */
 		cache_item_set_exptime(it, new_exptime);
@@ -1033,7 +1093,8 @@ static bool parse_u64_like_memcached(const char *s, size_t n, uint64_t *out)
 
 /* Under the stripe lock: the new number item for an existing 'old'. */
 static enum cache_status do_arith_existing(struct cache_thread *t,
-					   struct cache_item *old, uint64_t hash,
+					   struct cache_item *old,
+					   struct cds_lfht_iter *old_iter, uint64_t hash,
 					   const struct cache_arith_args *a,
 					   uint32_t now, uint64_t *value_out,
 					   uint64_t *cas_out)
@@ -1071,7 +1132,10 @@ static enum cache_status do_arith_existing(struct cache_thread *t,
 	it->freq = old->freq;
 	it->cas = a->cas_new ? a->cas_new : next_cas(t, old->cas);
 	it->atime = now;
-	do_link(t, it, hash);
+	if (!do_link(t, it, hash, old, old_iter, true)) {
+		item_free_private(t->c, it);
+		return CACHE_NOT_FOUND;
+	}
 	if (value_out != NULL)
 		*value_out = v;
 	if (cas_out != NULL)
@@ -1098,7 +1162,7 @@ static enum cache_status do_arith_vivify(struct cache_thread *t, const char *key
 	memcpy(cache_item_value(it), digits, nd);
 	it->cas = a->cas_new ? a->cas_new : next_cas(t, 0);
 	it->atime = now;
-	do_link(t, it, hash);
+	do_link(t, it, hash, NULL, NULL, false);
 	if (value_out != NULL)
 		*value_out = a->initial;
 	if (cas_out != NULL)
@@ -1113,6 +1177,7 @@ enum cache_status cache_arith(struct cache_thread *t, const char *key,
 {
 	struct cache *c = t->c;
 	pthread_mutex_t *lock = stripe_lock(c, hash);
+	struct cds_lfht_iter iter;
 	struct cache_item *old;
 	enum cache_status st;
 	uint32_t now;
@@ -1123,9 +1188,10 @@ enum cache_status cache_arith(struct cache_thread *t, const char *key,
 		return CACHE_NOT_FOUND;
 	pthread_mutex_lock(lock);
 	now = cache_clock_now();
-	old = do_lookup_live(t, key, nkey, hash, now);
+	old = do_lookup_live(t, key, nkey, hash, now, &iter);
 	if (old != NULL)
-		st = do_arith_existing(t, old, hash, args, now, value_out, cas_out);
+		st = do_arith_existing(t, old, &iter, hash, args, now, value_out,
+				       cas_out);
 	else if (args->vivify)
 		st = do_arith_vivify(t, key, nkey, hash, args, now, value_out,
 				     cas_out);
@@ -1165,6 +1231,16 @@ void cache_flush(struct cache_thread *t, uint32_t delay)
 }
 
 /* ---- sweeper ------------------------------------------------------------ */
+
+static uint64_t next_pow2(uint64_t v)
+{
+	uint64_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
 
 /* One bounded step over the queues from the sweep cursor (oldest first):
  * unlinks up to CACHE_SWEEP_CHUNK dead items. Returns entries visited;
@@ -1218,6 +1294,25 @@ static unsigned sweep_step(struct cache_thread *t, bool *cycle_end)
 	return visited;
 }
 
+/*
+ * cds_lfht's own auto-resize lets chains reach 8 nodes before it grows; a
+ * GET pays for every node it walks. The sweeper (offline, as cds_lfht_resize
+ * requires) keeps the load between 1 and 2 nodes per bucket, so the bucket
+ * array (16 bytes a bucket) stays within the CACHE_TABLE_OVERHEAD that every
+ * item is charged.
+ */
+static void table_grow(struct cache *c)
+{
+	uint64_t items = __atomic_load_n(&c->small.count, __ATOMIC_RELAXED) +
+			 __atomic_load_n(&c->main.count, __ATOMIC_RELAXED);
+	uint64_t want = next_pow2(items) / 2;
+
+	if (want > __atomic_load_n(&c->table_size, __ATOMIC_RELAXED)) {
+		cds_lfht_resize(c->ht, (unsigned long)want);
+		__atomic_store_n(&c->table_size, want, __ATOMIC_RELAXED);
+	}
+}
+
 static void *sweeper_main(void *arg)
 {
 	struct cache *c = arg;
@@ -1235,6 +1330,7 @@ static void *sweeper_main(void *arg)
 		count(&c->sys, CNT_SWEEPER_RUNS);
 
 		rcu_thread_offline();
+		table_grow(c);
 		pthread_mutex_lock(&c->sweep_lock);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += (long)CACHE_SWEEP_PERIOD_MS * 1000000L;
@@ -1258,15 +1354,6 @@ static void *sweeper_main(void *arg)
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
-
-static uint64_t next_pow2(uint64_t v)
-{
-	uint64_t p = 1;
-
-	while (p < v)
-		p <<= 1;
-	return p;
-}
 
 static int config_apply_defaults(struct cache_config *cfg)
 {
@@ -1363,6 +1450,7 @@ struct cache *cache_create(const struct cache_config *cfg)
 
 	c->ht = cds_lfht_new(CACHE_TABLE_INIT, CACHE_TABLE_INIT, 0,
 			     CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+	c->table_size = CACHE_TABLE_INIT;
 	if (c->ht == NULL)
 		goto fail;
 	rc = sweeper_start(c);
@@ -1396,15 +1484,18 @@ void cache_destroy(struct cache **cp)
 		return;
 	c = *cp;
 	*cp = NULL;
-	sweeper_stop(c);
 
-	/* Walking and deleting need an online urcu reader; the caller may or
-	 * may not be one. */
+	/* The sweeper may be inside cds_lfht_resize, waiting for a grace
+	 * period: never wait for it while online. Walking and deleting then
+	 * need an online urcu reader; the caller may or may not be one. */
 	registered = tls_rcu_refs > 0;
 	was_online = registered && rcu_read_ongoing();
+	if (was_online)
+		rcu_thread_offline();
+	sweeper_stop(c);
 	if (!registered)
 		rcu_register_thread();
-	else if (!was_online)
+	else
 		rcu_thread_online();
 	cds_lfht_for_each_entry(c->ht, &iter, it, table_node) {
 		if (cds_lfht_del(c->ht, &it->table_node) == 0)
@@ -1534,10 +1625,9 @@ void cache_stats_get(struct cache *c, struct cache_stats *out)
 	out->reclaimed = sum[CNT_RECLAIMED] - base[CNT_RECLAIMED];
 	out->sweeper_runs = sum[CNT_SWEEPER_RUNS] - base[CNT_SWEEPER_RUNS];
 	out->sweeper_reclaimed = sum[CNT_SWEEPER_RECLAIMED] - base[CNT_SWEEPER_RECLAIMED];
-	/* cds_lfht does not expose its size; with auto-resize it keeps about
-	 * one bucket per node. */
-	out->table_buckets = next_pow2(items > CACHE_TABLE_INIT ? items
-								: CACHE_TABLE_INIT);
+	/* cds_lfht does not expose its size: what the sweeper last asked for
+	 * (auto-resize may have moved it since). */
+	out->table_buckets = __atomic_load_n(&c->table_size, __ATOMIC_RELAXED);
 }
 
 void cache_stats_reset(struct cache *c)

@@ -195,9 +195,10 @@ static void test_bad_keys(void **state)
 }
 
 /*
- * memcached 1.6.18 -I 1m: with key "k" and flags 0, "set k 0 0 1048516" is
- * STORED and 1048517 is "SERVER_ERROR object too large for cache"; non-zero
- * flags cost 4 more bytes (1048512 / 1048513).
+ * memcached 1.6.18 -I 1m (checked against the real server): with key "k" and
+ * flags 0, "set k 0 0 1048516" is STORED and 1048517 is "SERVER_ERROR object
+ * too large for cache"; non-zero flags cost 4 more bytes (1048512 / 1048513);
+ * each key byte costs one.
  */
 static void test_item_size_max_like_memcached(void **state)
 {
@@ -217,6 +218,22 @@ static void test_item_size_max_like_memcached(void **state)
 	assert_null(cache_item_alloc(fx->t, "k", 1, 1, 0, 1048513, &err));
 	assert_int_equal(err, CACHE_TOO_LARGE);
 	cache_item_abort(fx->t, &it); /* NULL is fine */
+
+	/* 250-byte key: 1048267 stored, 1048268 too large; flags 5: 1048263 */
+	{
+		char key[250];
+
+		memset(key, 'k', sizeof(key));
+		it = cache_item_alloc(fx->t, key, 250, 0, 0, 1048267, &err);
+		assert_non_null(it);
+		cache_item_abort(fx->t, &it);
+		assert_null(cache_item_alloc(fx->t, key, 250, 0, 0, 1048268, &err));
+		assert_int_equal(err, CACHE_TOO_LARGE);
+		it = cache_item_alloc(fx->t, key, 250, 5, 0, 1048263, &err);
+		assert_non_null(it);
+		cache_item_abort(fx->t, &it);
+		assert_null(cache_item_alloc(fx->t, key, 250, 5, 0, 1048264, &err));
+	}
 }
 
 static void test_add_replace(void **state)

@@ -187,6 +187,35 @@ static void test_ghost_sends_to_main(void **state)
 	assert_int_equal(after.main_queue_items, before.main_queue_items + 1);
 }
 
+/* A new value for a key that earned its place in main stays in main. */
+static void test_update_keeps_main(void **state)
+{
+	struct fx *fx = *state;
+	struct cache_read_opts o = { .no_bump = true };
+	uint64_t h = cache_hash("upd", 3);
+	const struct cache_item *it;
+	char key[32];
+	unsigned i;
+
+	assert_int_equal(set_kv(fx->t, "upd", 100, 'u', 0), CACHE_OK);
+	assert_non_null(get(fx->t, "upd"));        /* read once: freq 1 */
+	for (i = 0; i < 1000000; i++) {
+		it = cache_get(fx->t, "upd", 3, h, &o, NULL);
+		assert_non_null(it);
+		if (cache_item_state(it) & CACHE_ITEM_IN_MAIN)
+			break;
+		snprintf(key, sizeof(key), "flood:%u", i);
+		assert_int_equal(set_kv(fx->t, key, 100, 'f', 0), CACHE_OK);
+		cache_thread_quiescent(fx->t);
+	}
+	assert_true(i < 1000000);
+	assert_int_equal(set_kv(fx->t, "upd", 120, 'v', 0), CACHE_OK);
+	it = cache_get(fx->t, "upd", 3, h, &o, NULL);
+	assert_non_null(it);
+	assert_int_equal(it->nbytes, 120);
+	assert_true(cache_item_state(it) & CACHE_ITEM_IN_MAIN);
+}
+
 /* The background sweeper reclaims expired items nobody looks up. */
 static void test_sweeper_reclaims(void **state)
 {
@@ -199,8 +228,17 @@ static void test_sweeper_reclaims(void **state)
 		snprintf(key, sizeof(key), "exp:%u", i);
 		assert_int_equal(set_kv(fx->t, key, 10, 'e', i % 2 ? 5 : 0), CACHE_OK);
 	}
-	cache_clock_advance(6);
+	/* the sweeper keeps the table at 1-2 items per bucket */
 	cache_thread_offline(fx->t);
+	for (unsigned n = 0; n < 250; n++) {   /* up to 5 s */
+		cache_stats_get(fx->c, &st);
+		if (st.table_buckets >= 2048)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	assert_true(st.table_buckets >= 2048);
+
+	cache_clock_advance(6);
 	for (unsigned n = 0; n < 250; n++) {   /* up to 5 s */
 		cache_stats_get(fx->c, &st);
 		if (st.sweeper_reclaimed >= 1500)
@@ -235,6 +273,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large_items_evict, setup_4m, teardown),
 		cmocka_unit_test_setup_teardown(test_hot_keys_survive_scan, setup_4m, teardown),
 		cmocka_unit_test_setup_teardown(test_ghost_sends_to_main, setup_4m, teardown),
+		cmocka_unit_test_setup_teardown(test_update_keeps_main, setup_4m, teardown),
 		cmocka_unit_test_setup_teardown(test_sweeper_reclaims, setup_4m, teardown),
 	};
 
