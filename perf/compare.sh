@@ -48,7 +48,10 @@ RESULTS=$(mktemp)
 trap 'bench_cleanup; rm -f "$RESULTS"' EXIT
 
 # run_one NAME BIN PROTO PIPELINE ROUND: one server, one measured run;
-# appends "config round name ops p50 p99 server_cpu client_cpu errors".
+# appends "config round name ops p50 p99 server_cpu client_cpu errors
+# server_us_per_op". server_cpu is the share of a CPU the server used;
+# server_us_per_op (its CPU time per request) holds steady even when other
+# work on the machine steals time, unlike ops per second.
 run_one() {
 	local name=$1 bin=$2 proto=$3 depth=$4 round=$5
 	local port pin=() summary t0 t1 pid secs
@@ -78,7 +81,10 @@ run_one() {
 	     "$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$secs" \
 		'BEGIN { printf "%.2f", (s > 0 ? d / hz / s : 0) }')" \
 	     "$(field client_cpu "$summary")" \
-	     "$(( $(field errors "$summary") + $(field timeouts "$summary") ))" >>"$RESULTS"
+	     "$(( $(field errors "$summary") + $(field timeouts "$summary") ))" \
+	     "$(awk -v d=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
+		-v n="$(field ops "$summary")" \
+		'BEGIN { printf "%.2f", (n > 0 ? d / hz * 1e6 / n : 0) }')" >>"$RESULTS"
 }
 
 echo "compare.sh: memcached=$MEMCACHED dpcached=$SERVER_BIN"
@@ -104,11 +110,11 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-printf '%-10s %5s %-9s %12s %9s %9s %7s %7s %6s\n' config round server \
-	ops_per_sec p50_us p99_us srv_cpu cli_cpu errors
-sort -k1,1 -k2,2n -k3,3 "$RESULTS" | while read -r cfg round name ops p50 p99 scpu ccpu err; do
-	printf '%-10s %5s %-9s %12s %9s %9s %7s %7s %6s\n' "$cfg" "$round" \
-		"$name" "$ops" "$p50" "$p99" "$scpu" "$ccpu" "$err"
+printf '%-10s %5s %-9s %12s %9s %9s %7s %7s %6s %10s\n' config round server \
+	ops_per_sec p50_us p99_us srv_cpu cli_cpu errors srv_us/op
+sort -k1,1 -k2,2n -k3,3 "$RESULTS" | while read -r cfg round name ops p50 p99 scpu ccpu err upo; do
+	printf '%-10s %5s %-9s %12s %9s %9s %7s %7s %6s %10s\n' "$cfg" "$round" \
+		"$name" "$ops" "$p50" "$p99" "$scpu" "$ccpu" "$err" "$upo"
 done
 
 # Per config and overall: median over rounds of dpcached/memcached, where
@@ -123,7 +129,8 @@ function median(list,   n, a, i, j, t) {
 	if (n == 0) return "n/a"
 	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-{ key = $1 " " $2; ops[key, $3] = $4; p99[key, $3] = $6; err += $9; busy += ($8 > 0.9)
+{ key = $1 " " $2; ops[key, $3] = $4; p99[key, $3] = $6; upo[key, $3] = $10
+  err += $9; busy += ($8 > 0.9); idle += ($7 < 0.9)
   keys[key] = $1; if (!($1 in seen)) { seen[$1] = 1; order[++nc] = $1 } }
 END {
 	for (k in keys) {
@@ -132,19 +139,28 @@ END {
 			l = p99[k, "dpcached"] / p99[k, "memcached"]
 			rt[keys[k]] = rt[keys[k]] " " t; rl[keys[k]] = rl[keys[k]] " " l
 			all_t = all_t " " t; all_l = all_l " " l
+			if (upo[k, "dpcached"] > 0) {
+				u = upo[k, "memcached"] / upo[k, "dpcached"]
+				ru[keys[k]] = ru[keys[k]] " " u; all_u = all_u " " u
+			}
 		}
 		mc[keys[k]] = mc[keys[k]] " " ops[k, "memcached"]
 		mcl[keys[k]] = mcl[keys[k]] " " p99[k, "memcached"]
 	}
-	printf "%-10s %14s %12s %18s %16s\n", "config", "memcached_ops", "mc_p99_us", "ratio_throughput", "ratio_p99"
+	printf "%-10s %14s %12s %18s %12s %18s\n", "config", "memcached_ops", "mc_p99_us", "ratio_throughput", "ratio_p99", "ratio_cpu_per_op"
 	for (i = 1; i <= nc; i++) {
 		c = order[i]
-		printf "%-10s %14s %12s %18s %16s\n", c, median(mc[c]), median(mcl[c]), \
+		printf "%-10s %14s %12s %18s %12s %18s\n", c, median(mc[c]), median(mcl[c]), \
 			(c in rt) ? sprintf("%.3f", median(rt[c])) : "n/a", \
-			(c in rl) ? sprintf("%.3f", median(rl[c])) : "n/a"
+			(c in rl) ? sprintf("%.3f", median(rl[c])) : "n/a", \
+			(c in ru) ? sprintf("%.3f", median(ru[c])) : "n/a"
 	}
-	if (all_t != "")
+	if (all_t != "") {
 		printf "MEDIAN ratio dpcached/memcached: throughput=%.3f p99=%.3f (target >= 1.3 and <= 1.0)\n", median(all_t), median(all_l)
+		printf "MEDIAN efficiency memcached_cpu_per_op/dpcached_cpu_per_op=%.3f (> 1: dpcached spends less CPU per request)\n", median(all_u)
+	}
+	if (idle > 0)
+		printf "NOTE: in %d runs the server used < 90%% of its CPU: it was not the bottleneck (client-bound, or the machine is busy: see uptime)\n", idle
 	if (busy > 0)
 		printf "NOTE: in %d runs the bench used > 90%% of its CPU: those runs measure the client, not the server\n", busy
 	if (err > 0)

@@ -48,6 +48,7 @@
 #define PRELOAD_WINDOW    32                /* TCP window while preloading */
 #define MAX_RECONNECTS    20
 #define EPOLL_BATCH       256
+#define MAX_COUNTED_SECS  300               /* time cap of a --requests run */
 
 /* ---- options ---------------------------------------------------------- */
 
@@ -90,7 +91,8 @@ static void usage(FILE *f)
 		"  --key-size B          exact key length (16)\n"
 		"  --value-size B        value length (32)\n"
 		"  --zipf S              Zipf exponent, 0 = uniform (0)\n"
-		"  --duration SEC        measured time (10 unless --requests)\n"
+		"  --duration SEC        measured time (10; with --requests: a cap,\n"
+		"                        300 unless given)\n"
 		"  --requests N          measured requests, 0 = preload only\n"
 		"  --preload             set every key once before measuring\n"
 		"  --seed N              random seed (1)\n"
@@ -276,8 +278,10 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 		usage(stderr);
 		return -1;
 	}
-	if (o->duration < 0)
-		o->duration = o->requests_set ? 0 : 10;
+	/* Every run ends on the clock too: a count alone could wait forever
+	 * on a server that stopped answering. */
+	if (o->duration <= 0)
+		o->duration = o->requests_set ? MAX_COUNTED_SECS : 10;
 	if (o->threads > o->conns)
 		o->threads = o->conns;
 	if (!bench_key_fits(o->scan_fraction > 0 ? scan_base(o) + o->keys : o->keys,
@@ -710,14 +714,13 @@ static void tcp_on_event(struct conn *c, uint32_t events)
 	if (c->fd >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
 		ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
 
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			conn_reset(c, n == 0 ? "server closed the connection"
-					     : "recv failed");
-		} else {
+		if (n > 0) {
 			c->rlen += (size_t)n;
 			tcp_parse(c, now_ns()); /* resets the conn on error */
+		} else if (n == 0) {
+			conn_reset(c, "server closed the connection");
+		} else if (errno != EAGAIN && errno != EINTR) {
+			conn_reset(c, "recv failed");
 		}
 	}
 	/* Also after a reset: the reopened connection needs work too. */
@@ -832,8 +835,8 @@ static unsigned in_flight(const struct worker *w)
 	return n;
 }
 
-/* Run one phase until it has issued its budget or passed its deadline,
- * then drain. deadline 0 = no clock limit. */
+/* Run one phase until it has issued its budget or passed its deadline
+ * (CLOCK_MONOTONIC ns), then drain for at most DRAIN_NS. */
 static void run_phase(struct worker *w, uint64_t deadline)
 {
 	struct epoll_event evs[EPOLL_BATCH];
@@ -851,7 +854,7 @@ static void run_phase(struct worker *w, uint64_t deadline)
 		uint64_t t = now_ns();
 		int n;
 
-		if (w->issuing && (w->budget == 0 || (deadline && t >= deadline))) {
+		if (w->issuing && (w->budget == 0 || t >= deadline)) {
 			w->issuing = 0;
 			drain_until = t + DRAIN_NS;
 		}
@@ -893,7 +896,7 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	const struct bench_opts *o = w->o;
-	uint64_t t0, deadline = 0;
+	uint64_t t0, deadline;
 	double cpu0;
 
 	/* Preload: this thread's slice of the key space, all sets. */
@@ -904,7 +907,7 @@ static void *worker_main(void *arg)
 	w->budget = o->preload ? w->preload_end - w->preload_next : 0;
 	t0 = now_ns();
 	if (w->budget > 0)
-		run_phase(w, 0);
+		run_phase(w, t0 + MAX_COUNTED_SECS * NS_PER_SEC);
 	w->preload_secs = (double)(now_ns() - t0) / 1e9;
 	pthread_barrier_wait(w->barrier);
 
@@ -917,8 +920,7 @@ static void *worker_main(void *arg)
 		w->budget = UINT64_MAX;
 	t0 = now_ns();
 	cpu0 = thread_cpu_secs();
-	if (o->duration > 0)
-		deadline = t0 + (uint64_t)(o->duration * 1e9);
+	deadline = t0 + (uint64_t)(o->duration * 1e9);
 	if (w->budget > 0)
 		run_phase(w, deadline);
 	w->load_secs = (double)(now_ns() - t0) / 1e9;

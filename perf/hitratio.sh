@@ -34,9 +34,10 @@ if [ ! -x "$SERVER_BIN" ]; then
 	SERVERS="memcached"
 fi
 
-# measure BIN VALUE_SIZE KEYS: prints "hit_ratio hot_hit_ratio errors".
+# measure BIN VALUE_SIZE KEYS: prints "hit_ratio hot_hit_ratio errors
+# evictions".
 measure() {
-	local bin=$1 vsize=$2 keys=$3 port summary common
+	local bin=$1 vsize=$2 keys=$3 port summary common evictions
 	port=$(pick_port) || return 1
 	start_server "$bin" "" "$port" -t 1 -m "$MEM_MB" -c 1024 || return 1
 	port=$SERVER_PORT
@@ -45,15 +46,18 @@ measure() {
 		--zipf 0.99 --scan-fraction 0.1 --fill-on-miss --quiet)
 	"$BENCH" "${common[@]}" --requests "$WARMUP" --seed 1 >/dev/null
 	summary=$("$BENCH" "${common[@]}" --requests "$REQUESTS" --seed 2 | grep '^SUMMARY')
+	# Evictions show that memory, not the key stream, bounded the hits.
+	evictions=$(server_stat "$port" evictions)
 	stop_server "$SERVER_PID"
 	echo "$(field get_hit_ratio "$summary") $(field hot_hit_ratio "$summary")" \
-	     "$(( $(field errors "$summary") + $(field timeouts "$summary") ))"
+	     "$(( $(field errors "$summary") + $(field timeouts "$summary") ))" \
+	     "${evictions:-?}"
 }
 
 echo "hitratio.sh: -m $MEM_MB, Zipf 0.99, 10% scans, fill on miss," \
      "warm-up $WARMUP then $REQUESTS measured requests"
-printf '%-6s %-8s %-10s %10s %14s %7s\n' value keys server hit_ratio \
-	hit_w/o_scans errors
+printf '%-6s %-8s %-10s %10s %14s %7s %10s\n' value keys server hit_ratio \
+	hit_w/o_scans errors evictions
 for run in "$VALUE_SIZE $KEYS" "32 $KEYS_SMALL"; do
 	set -- $run
 	vsize=$1
@@ -62,10 +66,10 @@ for run in "$VALUE_SIZE $KEYS" "32 $KEYS_SMALL"; do
 	for name in $SERVERS; do
 		bin=$MEMCACHED
 		[ "$name" = dpcached ] && bin=$SERVER_BIN
-		read -r ratio hot errs < <(measure "$bin" "$vsize" "$keys")
+		read -r ratio hot errs evs < <(measure "$bin" "$vsize" "$keys")
 		hr[$name]=$ratio
-		printf '%-6s %-8s %-10s %10s %14s %7s\n' "$vsize" "$keys" \
-			"$name" "$ratio" "$hot" "$errs"
+		printf '%-6s %-8s %-10s %10s %14s %7s %10s\n' "$vsize" "$keys" \
+			"$name" "$ratio" "$hot" "$errs" "$evs"
 	done
 	if [ -n "${hr[dpcached]:-}" ]; then
 		awk -v d="${hr[dpcached]}" -v m="${hr[memcached]}" -v v="$vsize" \
