@@ -47,6 +47,21 @@ class Raw:
         self.idle = idle
 
 
+class Split:
+    """Like a plain step, but sent in `chunk`-byte pieces with short pauses,
+    so the server sees requests (and binary headers) cut at every boundary."""
+
+    def __init__(self, data, chunk=1):
+        self.data = data
+        self.chunk = chunk
+
+
+def send_split(conn, data, chunk):
+    for i in range(0, len(data), chunk):
+        conn.send(data[i:i + chunk])
+        time.sleep(0.001)
+
+
 class Sleep:
     def __init__(self, secs):
         self.secs = secs
@@ -55,8 +70,9 @@ class Sleep:
 class Bin:
     """Binary-protocol step: a list of packet specs (see binpkt)."""
 
-    def __init__(self, *pkts):
+    def __init__(self, *pkts, split=0):
         self.pkts = pkts
+        self.split = split
 
 
 # --------------------------------------------------------------------------
@@ -282,6 +298,15 @@ TEXT_CASES = [
 # Steps whose reply memcached never completes within the sentinel protocol
 # (the server waits for data) — kept to exercise partial-request handling.
 RAW_CASES = [
+    ('requests split at every byte', [
+        Split(S(b'sp1', b'hello world') + b'get sp1\r\n'),
+        Split(b'ms sp2 5 T0 F3\r\nabcde\r\nmg sp2 v f s k\r\n'),
+        Split(b'gets sp1 sp2\r\n', 2), Split(b'incr nokey 1\r\nset n 0 0 1\r\n5\r\nincr n 10\r\n', 3),
+        Split(b'mg sp1 v q\r\nmg nope v q k\r\nmn\r\n'), Split(b'ma n D5 v\r\nmd n q\r\nmg n v\r\n', 2),
+        Split(b'set big 0 0 100000\r\n' + bytes(range(250)) * 400 + b'\r\nget big\r\n', 4093),
+        Split(b'set k 0 0 3\r\nabcd\r\nget k\r\n'), Split(b'foo bar\r\n\r\nmn\r\n'),
+        Split(b'get ' + b' '.join(b'sp%d' % i for i in range(50)) + b'\r\n', 5),
+    ]),
     ('partial storage across steps', [
         Raw(b'set pk 0 0 10\r\n'), Raw(b'01234'), Raw(b'56789'), b'\r\n', b'get pk\r\n',
         Raw(b'ms pk 5 T0\r\nab'), b'cde\r\n', b'mg pk v\r\n',
@@ -382,6 +407,12 @@ BIN_CASES = [
     # skip the body and then drops the connection on the misaligned bytes)
     ('binary unknown opcodes', [Bin(P(0x50)), Bin(P('GET', b'z')), Bin(P(0xfe)),
                                 Bin(P('GET', b'z'))]),
+    ('binary split packets', [
+        Bin(P('SET', b'bs', setx(3), b'v' * 100, opaque=1), P('GETK', b'bs', opaque=2), split=1),
+        Bin(P('GETQ', b'nokey'), P('GETKQ', b'bs', opaque=3), P('INCR', b'ctr', arith(1, 5)),
+            P('APPEND', b'bs', b'', b'+'), P('GET', b'bs'), split=5),
+        Bin(P('SET', b'big', setx(), bytes(range(256)) * 400), P('GET', b'big'), split=4093),
+    ]),
     ('binary quit', [Bin(P('SET', b'z', setx(), b'v')), Bin(P('QUIT', opaque=5)),
                      Bin(P('GET', b'z'))]),
     ('binary bad magic', [Bin(P('GET', b'a', magic=0x81)), Bin(P('GET', b'z'))]),
@@ -440,10 +471,15 @@ class Stream:
             c.send(data)
             out = c.read_idle(step.idle, timeout=self.deadline)
             return out + (b'<closed>' if c.eof else b'')
+        chunk = 0
+        if isinstance(step, Split):
+            step, chunk = step.data, step.chunk
         data = CAS_PLACE.sub(lambda m: b'%d' % self.real_cas(m.group(1)), step)
         want = 1 + sum(1 for ln in data.split(b'\r\n') if ln.split(b' ')[0] == b'mn')
         try:
-            c.send(data + b'mn\r\n')
+            if chunk:
+                send_split(c, data, chunk)
+            c.send(b'mn\r\n' if chunk else data + b'mn\r\n')
         except OSError:
             c.eof = True
             return b'<closed>'
@@ -487,6 +523,9 @@ class Stream:
             data += struct.pack('!BBHBBHIIQ', p['magic'], p['op'], keylen, len(ext), p['dtype'],
                                 p['vb'], body, p['opaque'], cas) + ext + key + val
         try:
+            if step.split:
+                send_split(c, data, step.split)
+                data = b''
             c.send(data + struct.pack('!BBHBBHIIQ', 0x80, OP['NOOP'], 0, 0, 0, 0, 0,
                                       SENTINEL_OPAQUE, 0))
         except OSError:
@@ -615,7 +654,7 @@ def compare_all(kind, path, only, verbose, diffs, counts):
                     a = rs.text_step(step)
                     b = ts.text_step(step)
                     na, nb = rs.norm_text(a), ts.norm_text(b)
-                    req = step.data if isinstance(step, Raw) else step
+                    req = step.data if isinstance(step, (Raw, Split)) else step
                     if b'<no reply' in a:
                         print('WARNING corpus: memcached gave no complete reply to %s / step %d: %s'
                               % (name, i, show(req, 200)))
