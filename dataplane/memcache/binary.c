@@ -7,8 +7,9 @@
  *  - A request is dispatched once its header, extras and key have arrived.
  *    A store's value is then streamed into a fresh cache item as bytes come
  *    in, so a large value never has to sit whole in the input buffer.
- *  - Quiet opcodes (…Q) suppress success replies, except get hits; errors
- *    are always sent. The reply carries the opcode the client sent.
+ *  - Quiet opcodes (GETQ, SETQ, ...) suppress success replies, except get
+ *    hits; errors are always sent. A reply carries the opcode the client
+ *    sent. VERBOSITY (0x1b) is unknown to memcached 1.6, so it is here.
  *  - Framing errors: a bad magic closes the connection without a reply;
  *    keylen+extlen > bodylen answers UNKNOWN_COMMAND and closes; a key over
  *    250 bytes or a length that does not fit the opcode answers EINVAL and
@@ -36,6 +37,7 @@
 
 #include "cache/clock.h"
 #include "dataplane/memcache/mc_internal.h"
+#include "dataplane/memcache/mc_text_impl.h"   /* MC_VERSION_STRING, shared with text */
 
 /* memcached answers an incr on a missing key with ENOENT only when the
  * request's expiration is this value; otherwise it creates the key. */
@@ -465,8 +467,19 @@ static void bin_stat_emit(void *arg, const char *name, const char *value)
 	memcpy(p + nk, value, nv);
 }
 
-static void bin_stat_discard(void *arg, const char *name, const char *value)
+/*
+ * 'stats reset' has one implementation, on the text side (stats.c); run it
+ * through the text parser rather than keep a second copy here.
+ */
+static int bin_stats_reset(struct mc_worker *w)
 {
+	static const char cmd[] = "stats reset\r\n";
+	struct mc_buf scratch;
+
+	mc_buf_init(&scratch);
+	int rc = mc_text_run_buffer(w, cmd, sizeof(cmd) - 1, &scratch);
+	mc_buf_deinit(&scratch);
+	return rc;
 }
 
 /*
@@ -479,14 +492,13 @@ static int bin_stat(struct bin_req *r)
 	struct bin_stat_ctx ctx = { .out = r->out, .h = r->h };
 	char group[CACHE_KEY_MAX + 1];
 	size_t nkey = r->h->keylen;   /* <= CACHE_KEY_MAX, checked before */
-	int rc;
 
 	memcpy(group, r->key, nkey);
 	group[nkey] = '\0';
 	if (nkey == 0) {
-		rc = mc_stats_emit(r->w, NULL, bin_stat_emit, &ctx);
+		(void)mc_stats_emit(r->w, NULL, bin_stat_emit, &ctx);
 	} else if (nkey >= 5 && memcmp(group, "reset", 5) == 0) {
-		rc = mc_stats_emit(r->w, "reset", bin_stat_discard, NULL);
+		(void)bin_stats_reset(r->w);   /* fails only without memory */
 	} else if (nkey >= 6 && memcmp(group, "detail", 6) == 0) {
 		/* dpcache keeps no per-prefix stats: "detail on|off" is
 		 * accepted, "detail dump" is memcached's empty dump. */
@@ -496,8 +508,7 @@ static int bin_stat(struct bin_req *r)
 			return bin_result(bin_error(r->out, r->h, MC_BIN_KEY_ENOENT, NULL));
 	} else {
 		size_t before = r->out->len;
-		rc = mc_stats_emit(r->w, group, bin_stat_emit, &ctx);
-		if (rc == -ENOENT) {
+		if (mc_stats_emit(r->w, group, bin_stat_emit, &ctx) == -ENOENT) {
 			/* Unknown group: drop any partial output, "Not found". */
 			r->out->len = before;
 			return bin_result(bin_error(r->out, r->h, MC_BIN_KEY_ENOENT, NULL));
@@ -662,11 +673,13 @@ static int bin_dispatch(struct bin_req *r)
 	case MC_BIN_NOOP:
 		return bin_result(bin_ok(r->out, r->h, NULL, 0, 0));
 	case MC_BIN_VERSION:
-		return bin_result(bin_ok(r->out, r->h, DPCACHE_VERSION,
-					 (uint32_t)strlen(DPCACHE_VERSION), 0));
+		/* The text side's string, "1.6.18-dpcache-x.y.z": libmemcached
+		 * refuses a major version of 0 over binary. */
+		return bin_result(bin_ok(r->out, r->h, MC_VERSION_STRING,
+					 (uint32_t)strlen(MC_VERSION_STRING), 0));
 	case MC_BIN_QUIT:
-		if (!r->quiet && bin_ok(r->out, r->h, NULL, 0, 0) < 0)
-			return BIN_CLOSE;
+		if (!r->quiet)
+			(void)bin_ok(r->out, r->h, NULL, 0, 0);
 		return BIN_CLOSE;
 	default:
 		/* Unknown opcodes, and SASL: memcached without SASL configured

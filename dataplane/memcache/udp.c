@@ -22,8 +22,8 @@
  *   - 'stats', 'flush_all' and 'shutdown' (and binary STAT, FLUSH, FLUSHQ)
  *     are refused over UDP with "SERVER_ERROR command not allowed over
  *     UDP\r\n" (binary: status NOT_SUPPORTED), which is short;
- *   - the reply to anything that is not a get-style read (get, gets, gat,
- *     gats, mg; binary GET*, GAT*) may be at most MC_UDP_AMP_FACTOR times
+ *   - the reply to anything that is not a get-style read (get, gets, bget,
+ *     gat, gats, mg; binary GET*, GAT*) may be at most MC_UDP_AMP_FACTOR times
  *     the request datagram's size; a larger one is dropped and counted;
  *   - get-style reads return what is stored, as memcached does: their size
  *     is bounded by item_size_max per key and 65535 datagrams per reply. UDP
@@ -104,6 +104,41 @@ static bool udp_token_size(const struct udp_token *t, size_t *out)
 	return true;
 }
 
+static bool udp_line_refused(const char *line, size_t len)
+{
+	struct udp_token t;
+
+	if (udp_tokenize(line, len, &t, 1) == 0)
+		return false;
+	return udp_token_is(&t, "stats") || udp_token_is(&t, "flush_all") ||
+	       udp_token_is(&t, "shutdown");
+}
+
+/*
+ * Whether any line of the payload, not only the first, starts with a command
+ * refused over UDP. A storage line the text parser rejects (bad flags, say)
+ * is answered without swallowing its data block, as memcached does, so the
+ * data is then run as commands: "set k x 0 11\r\nflush_all\r\n\r\n" must
+ * not flush. A value that merely contains such a line is refused too; that
+ * is the price of not parsing here what the text parser parses.
+ */
+static bool udp_text_refused(const char *p, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		const char *nl = memchr(p + off, '\n', len - off);
+		size_t end = nl != NULL ? (size_t)(nl - p) : len;
+		size_t n = end - off;
+		if (n > 0 && p[off + n - 1] == '\r')
+			n--;
+		if (udp_line_refused(p + off, n))
+			return true;
+		off = end + 1;
+	}
+	return false;
+}
+
 /*
  * Classifies a text payload and checks that it is exactly one request: a
  * command line, plus "<bytes>\r\n" of data for a storage command. The text
@@ -145,12 +180,11 @@ static enum udp_kind udp_text_kind(const char *p, size_t len)
 	if (expect != len)
 		return UDP_DROP;
 
-	if (udp_token_is(&tok[0], "stats") || udp_token_is(&tok[0], "flush_all") ||
-	    udp_token_is(&tok[0], "shutdown"))
+	if (udp_text_refused(p, len))
 		return UDP_REFUSED;
 	if (udp_token_is(&tok[0], "get") || udp_token_is(&tok[0], "gets") ||
-	    udp_token_is(&tok[0], "gat") || udp_token_is(&tok[0], "gats") ||
-	    udp_token_is(&tok[0], "mg"))
+	    udp_token_is(&tok[0], "bget") || udp_token_is(&tok[0], "gat") ||
+	    udp_token_is(&tok[0], "gats") || udp_token_is(&tok[0], "mg"))
 		return UDP_READ;
 	return UDP_OTHER;
 }

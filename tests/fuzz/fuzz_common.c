@@ -12,9 +12,10 @@
 #define FUZZ_MAX_CALLS   100000u
 
 /*
- * session.c carries weak fallbacks of mc_binary_feed/reset; from a static
- * library the linker takes binary.o only if something else needs it, and
- * would otherwise keep the fallbacks. This reference makes it take binary.o.
+ * From a static library the linker takes binary.o only if something needs
+ * it; should a weak fallback of mc_binary_feed ever appear elsewhere (as
+ * session.c once had), the fuzzers would silently test that instead. This
+ * reference makes sure they link the real binary.o.
  */
 int (*const fuzz_binary_anchor)(struct mc_worker *, const char *, size_t,
 				struct mc_buf *) = mc_binary_run_buffer;

@@ -579,8 +579,8 @@ static void test_noop_version_quit(void **state)
 	feed(f, req.b, req.len);
 	pkt_reset(&want);
 	add_resp(&want, MC_BIN_NOOP, 0, NULL, 0, NULL, NULL, 0, 0);
-	add_resp(&want, MC_BIN_VERSION, 0, NULL, 0, NULL, DPCACHE_VERSION,
-		 strlen(DPCACHE_VERSION), 0);
+	add_resp(&want, MC_BIN_VERSION, 0, NULL, 0, NULL, "1.6.18-dpcache-" DPCACHE_VERSION,
+		 strlen("1.6.18-dpcache-" DPCACHE_VERSION), 0);
 	assert_out(f, &want);
 	assert_int_equal(f->rc, MC_FEED_MORE);
 
@@ -642,13 +642,31 @@ static void test_stat(void **state)
 	assert_true(count_packets(f, &last) > 1);
 	assert_int_equal(last, 0);
 
-	/* reset answers the terminator alone. */
+	/* "detail": memcached's switches, with nothing to dump. */
+	pkt_reset(&req);
+	add_req(&req, MC_BIN_STAT, NULL, 0, "detail on", NULL, 0, 0);
+	add_req(&req, MC_BIN_STAT, NULL, 0, "detail", NULL, 0, 0);
+	add_req(&req, MC_BIN_STAT, NULL, 0, "detail dump", NULL, 0, 0);
+	feed(f, req.b, req.len);
+	pkt_reset(&want);
+	add_resp(&want, MC_BIN_STAT, 0, NULL, 0, NULL, NULL, 0, 0);
+	add_err(&want, MC_BIN_STAT, MC_BIN_KEY_ENOENT, "Not found");
+	add_resp(&want, MC_BIN_STAT, 0, NULL, 0, "detailed", "END\r\n", 5, 0);
+	add_resp(&want, MC_BIN_STAT, 0, NULL, 0, NULL, NULL, 0, 0);
+	assert_out(f, &want);
+
+	/* reset answers the terminator alone, and resets. */
+	pkt_reset(&req);
+	add_req(&req, MC_BIN_GET, NULL, 0, "x", NULL, 0, 0);
+	feed(f, req.b, req.len);
+	assert_true(f->w->stats.cmd_get > 0);
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_STAT, NULL, 0, "reset", NULL, 0, 0);
 	feed(f, req.b, req.len);
 	pkt_reset(&want);
 	add_resp(&want, MC_BIN_STAT, 0, NULL, 0, NULL, NULL, 0, 0);
 	assert_out(f, &want);
+	assert_int_equal(f->w->stats.cmd_get, 0);
 }
 
 static void test_sasl_and_unknown(void **state)
@@ -806,6 +824,65 @@ static void test_too_large(void **state)
 	add_err(&want, MC_BIN_SET, MC_BIN_E2BIG, "Too large.");
 	assert_out(f, &want);
 	assert_int_equal(f->s->bin.phase, MC_BIN_PHASE_SWALLOW);
+}
+
+/* A full cache that may not evict: ENOMEM with memcached's text, the body
+ * swallowed, the connection in sync. */
+static void test_no_memory(void **state)
+{
+	struct fx *f = *state;
+	static char val[60000];
+	unsigned char ext[8];
+	store_ext(ext, 0, 0);
+	memset(val, 'm', sizeof(val));
+
+	struct cache_config cc = {
+		.mem_limit = 1024u * 1024u,
+		.item_size_max = ITEM_MAX,
+		.no_evict = true,
+	};
+	struct cache *small = cache_create(&cc);
+	assert_non_null(small);
+	struct mc_server_config sc = { .cache = small, .item_size_max = ITEM_MAX };
+	struct mc_server *srv = mc_server_create(&sc);
+	assert_non_null(srv);
+	/* The fixture's worker goes away first: one attached cache per thread. */
+	mc_session_destroy(&f->s);
+	mc_worker_destroy(&f->w);
+	struct mc_worker *w = mc_worker_create(srv);
+	assert_non_null(w);
+	struct mc_session *s = mc_session_create(w);
+	assert_non_null(s);
+
+	bool saw_enomem = false;
+	for (int i = 0; i < 64 && !saw_enomem; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "m%d", i);
+		pkt_reset(&req);
+		add_req(&req, MC_BIN_SET, ext, 8, key, val, sizeof(val), 0);
+		add_req(&req, MC_BIN_NOOP, NULL, 0, NULL, NULL, 0, 0);
+		size_t used = 0;
+		f->out.len = 0;
+		assert_int_equal(mc_session_feed(s, (const char *)req.b, req.len,
+						 &used, &f->out), MC_FEED_MORE);
+		assert_int_equal(used, req.len);
+		if ((unsigned char)f->out.data[7] == MC_BIN_ENOMEM) {
+			pkt_reset(&want);
+			add_err(&want, MC_BIN_SET, MC_BIN_ENOMEM,
+				"Out of memory allocating item");
+			add_resp(&want, MC_BIN_NOOP, 0, NULL, 0, NULL, NULL, 0, 0);
+			assert_out(f, &want);
+			saw_enomem = true;
+		}
+		cache_thread_quiescent(mc_worker_cache_thread(w));
+	}
+	assert_true(saw_enomem);
+	assert_int_equal(w->stats.store_no_memory, 1);
+
+	mc_session_destroy(&s);
+	mc_worker_destroy(&w);
+	mc_server_destroy(&srv);
+	cache_destroy(&small);
 }
 
 /* A value that arrives in pieces lands whole. */
@@ -1011,6 +1088,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_framing_errors, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_too_large, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_value_streamed, fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_no_memory, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_split_every_byte, fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_pause_between_quiet_gets,
 						fx_setup_small_hw, fx_teardown),

@@ -264,6 +264,13 @@ static void test_refused_over_udp(void **state)
 	}
 	assert_int_equal(f->w->stats.cmd_flush, 0);
 
+	/* Smuggled: the text parser rejects the bad flags without swallowing
+	 * the data block, which would then run as a command (memcached too). */
+	static const char smuggled[] = "set k abc 0 11\r\nflush_all\r\n\r\n";
+	assert_int_equal(udp_send(f, 9, 0, 1, smuggled, sizeof(smuggled) - 1), 1);
+	assert_memory_equal(f->out.data + 8, refused, sizeof(refused) - 1);
+	assert_int_equal(f->w->stats.cmd_flush, 0);
+
 	const uint8_t ops[] = { MC_BIN_STAT, MC_BIN_FLUSH, MC_BIN_FLUSHQ };
 	for (size_t i = 0; i < sizeof(ops); i++) {
 		unsigned char req[24] = { 0x80, ops[i] };
