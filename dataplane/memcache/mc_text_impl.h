@@ -5,6 +5,9 @@
  * Tokens point into the connection's input buffer, which is const: the
  * parser never writes a NUL into it (unlike memcached), so every token
  * carries its length and number parsing copies the token first.
+ *
+ * Context: everything here runs on the session's worker thread, online
+ * (urcu-qsbr reader); item pointers obtained here never outlive the call.
  */
 #ifndef DPCACHE_MC_TEXT_IMPL_H
 #define DPCACHE_MC_TEXT_IMPL_H

@@ -122,10 +122,10 @@ struct meta_flags {
 	uint64_t req_cas_id;      /* C */
 	uint64_t delta;           /* D */
 	uint64_t initial;         /* J */
-	/* the key, base64-decoded when 'b' was given */
+	/* the key, base64-decoded into keybuf (the caller's) when 'b' was given */
 	const char *key;
 	size_t nkey;
-	char keybuf[CACHE_KEY_MAX];
+	char *keybuf;
 };
 
 /* memcached's EXPTIME_TO_POSITIVE_TIME + realtime(): see cache_exptime_from_wire. */
@@ -146,7 +146,7 @@ static bool flag_exptime(const struct mc_tok *t, uint32_t *out)
 static int meta_preparse(const struct mc_tok *tok, size_t ntok, size_t start,
 			 struct meta_flags *of, const char **errstr)
 {
-	uint8_t seen[128] = { 0 };
+	uint64_t seen[2] = { 0, 0 };   /* one bit per ASCII flag char */
 	bool has_error = false;
 
 	of->key = tok[1].p;
@@ -155,11 +155,11 @@ static int meta_preparse(const struct mc_tok *tok, size_t ntok, size_t start,
 		const struct mc_tok *t = &tok[i];
 		uint8_t o = (uint8_t)t->p[0];
 
-		if (o >= 127 || seen[o]) {
+		if (o >= 127 || (seen[o >> 6] & (1ull << (o & 63)))) {
 			*errstr = "CLIENT_ERROR duplicate flag";
 			return -1;
 		}
-		seen[o] = 1;
+		seen[o >> 6] |= 1ull << (o & 63);
 		switch (o) {
 		case 'b': {
 			size_t n = tok[1].len <= CACHE_KEY_MAX ?
@@ -341,22 +341,20 @@ static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		    struct mc_buf *out)
 {
 	struct mc_worker *w = s->w;
-	struct meta_flags of;
+	char keybuf[CACHE_KEY_MAX];
+	struct meta_flags of = { .keybuf = keybuf };
 	const char *errstr = bad_format;
 	int rc;
 
-	memset(&of, 0, sizeof(of));
 	if (meta_head(tok, ntok, out, &rc, "CLIENT_ERROR options flags are too long") != 0)
 		return rc;
 	if (meta_preparse(tok, ntok, 2, &of, &errstr) != 0)
 		return out_err(out, errstr);
 
 	uint64_t hash = cache_hash(of.key, of.nkey);
-	struct cache_read_opts opts = {
-		.no_bump = of.no_update,
-		.touch = of.new_ttl,
-		.new_exptime = of.exptime,
-	};
+	/* T is applied below, in flag order, so a 't' before it reports the
+	 * old TTL, as in memcached. */
+	struct cache_read_opts opts = { .no_bump = of.no_update };
 	struct cache_read_info info = { 0, false };
 	const struct cache_item *it = cache_get(w->ct, of.key, of.nkey, hash,
 						&opts, &info);
@@ -407,11 +405,14 @@ static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 
 	uint8_t state = cache_item_state(it);
 	size_t need = META_LINE_MAX + (of.value ? it->nbytes + 2 : 0);
-	char *p = mc_buf_reserve(out, need);
+	char *p = mc_out_reserve(out, need);
 	if (p == NULL)
 		return MC_LINE_CLOSE;
 	char *start = p;
-	uint32_t exptime = cache_item_exptime(it);
+	/* The TTL as memcached's flag loop sees it: a vivified item starts
+	 * immortal until its N flag; T and N change it where they appear. */
+	uint32_t exptime = created ? 0 : cache_item_exptime(it);
+	bool set_exptime = false;
 
 	if (of.value) {
 		memcpy(p, "VA ", 3);
@@ -423,9 +424,16 @@ static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	for (size_t i = 2; i < ntok - 1; i++) {
 		const struct mc_tok *t = &tok[i];
 		switch (t->p[0]) {
+		case 'T':
+			exptime = of.exptime;
+			set_exptime = true;
+			break;
 		case 'N':
-			if (created)
+			if (created) {
+				exptime = of.autoviv_exptime;
+				set_exptime = true;
 				won = true;
+			}
 			break;
 		case 'R':
 			if (!(state & CACHE_ITEM_WIN_SENT) && !created &&
@@ -472,6 +480,9 @@ static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		}
 	}
 
+	if (set_exptime)
+		cache_item_set_exptime(cache_item_mut(it), exptime);
+
 	/* Z before W so a client never sees both for one fetch. */
 	if (state & CACHE_ITEM_WIN_SENT) {
 		*p++ = ' ';
@@ -517,11 +528,11 @@ static int meta_set(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		    struct mc_buf *out)
 {
 	struct mc_text_state *st = &s->text;
-	struct meta_flags of;
+	char keybuf[CACHE_KEY_MAX];
+	struct meta_flags of = { .keybuf = keybuf };
 	const char *errstr = bad_format;
 	int32_t vlen;
 
-	memset(&of, 0, sizeof(of));
 	if (ntok < 3)
 		return out_err(out, "ERROR");
 	if (tok[1].len > CACHE_KEY_MAX || ntok == 3)
@@ -664,11 +675,11 @@ static int meta_delete(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		       struct mc_buf *out)
 {
 	struct mc_worker *w = s->w;
-	struct meta_flags of;
+	char keybuf[CACHE_KEY_MAX];
+	struct meta_flags of = { .keybuf = keybuf };
 	const char *errstr = bad_format;
 	int rc;
 
-	memset(&of, 0, sizeof(of));
 	if (meta_head(tok, ntok, out, &rc, "CLIENT_ERROR options flags too long") != 0)
 		return rc;
 	if (meta_preparse(tok, ntok, 2, &of, &errstr) != 0)
@@ -720,11 +731,11 @@ static int meta_arith(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		      struct mc_buf *out)
 {
 	struct mc_worker *w = s->w;
-	struct meta_flags of;
+	char keybuf[CACHE_KEY_MAX];
+	struct meta_flags of = { .keybuf = keybuf };
 	const char *errstr = bad_format;
 	int rc;
 
-	memset(&of, 0, sizeof(of));
 	of.delta = 1;
 	if (meta_head(tok, ntok, out, &rc, "CLIENT_ERROR options flags too long") != 0)
 		return rc;
@@ -752,7 +763,22 @@ static int meta_arith(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		.touch = of.new_ttl,
 		.new_exptime = of.exptime,
 	};
+	/* On a vivified item memcached applies N and T in request order, so
+	 * the later one sets its TTL. */
+	for (size_t i = 2; of.vivify && of.new_ttl && i < ntok - 1; i++) {
+		if (tok[i].p[0] == 'N')
+			args.vivify_exptime = of.autoviv_exptime;
+		else if (tok[i].p[0] == 'T')
+			args.vivify_exptime = of.exptime;
+	}
 	uint64_t hash = cache_hash(of.key, of.nkey);
+	/* memcached's q hides HD only for an existing item, not a vivified
+	 * one: find out which it will be. */
+	bool existed = true;
+	if (of.vivify && of.no_reply) {
+		struct cache_read_opts o = { .no_bump = true };
+		existed = cache_get(w->ct, of.key, of.nkey, hash, &o, NULL) != NULL;
+	}
 	uint64_t value = 0;
 	uint64_t cas = 0;
 	enum cache_status st = cache_arith(w->ct, of.key, of.nkey, hash, &args,
@@ -830,7 +856,7 @@ static int meta_arith(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 			break;
 		}
 	}
-	if (of.no_reply)
+	if (of.no_reply && existed)
 		return MC_LINE_DONE;
 	*p++ = '\r';
 	*p++ = '\n';

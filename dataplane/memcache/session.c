@@ -14,22 +14,6 @@
 
 #define MC_BINARY_REQ_MAGIC 0x80
 
-/*
- * Fallbacks so the text side links while binary.c does not exist yet; the
- * real definitions in binary.c override these.
- */
-__attribute__((weak)) int mc_binary_feed(struct mc_session *s, const char *in,
-					 size_t len, size_t *consumed,
-					 struct mc_buf *out)
-{
-	*consumed = 0;
-	return MC_FEED_CLOSE;
-}
-
-__attribute__((weak)) void mc_binary_reset(struct mc_session *s)
-{
-}
-
 struct mc_session *mc_session_create(struct mc_worker *w)
 {
 	struct mc_session *s = calloc(1, sizeof(*s));

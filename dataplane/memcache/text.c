@@ -30,33 +30,31 @@
 size_t mc_tokenize(const char *line, size_t len, struct mc_tok *tok,
 		   size_t max_tokens)
 {
-	const char *s = line;
-	const char *e = line;
+	const char *p = line;
 	const char *end = line + len;
 	size_t n = 0;
 
-	for (; e < end; e++) {
-		if (*e != ' ')
-			continue;
-		if (s != e) {
-			tok[n].p = s;
-			tok[n].len = (size_t)(e - s);
-			n++;
-			if (n == max_tokens - 1) {
-				/* the rest stays unsplit, as in memcached */
-				e++;
-				s = e;
-				break;
-			}
-		}
-		s = e + 1;
-	}
-	if (s < e) {
-		tok[n].p = s;
-		tok[n].len = (size_t)(e - s);
+	/* tokens are short: a plain byte loop beats a memchr call per token */
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p == end)
+			break;
+		const char *start = p;
+		while (p < end && *p != ' ')
+			p++;
+		tok[n].p = start;
+		tok[n].len = (size_t)(p - start);
 		n++;
+		if (n == max_tokens - 1) {
+			/* the rest stays unsplit, as in memcached: it starts one
+			 * byte after the last token */
+			if (p < end)
+				p++;
+			break;
+		}
 	}
-	tok[n].p = e < end ? e : NULL;
+	tok[n].p = p < end ? p : NULL;
 	tok[n].len = 0;
 	return n + 1;
 }

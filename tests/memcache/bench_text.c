@@ -5,7 +5,7 @@
  *   valgrind --tool=callgrind --toggle-collect=mc_session_feed bench_text 2000 50
  * and divide the Ir by the gets it reports.
  *
- * usage: bench_text [gets-per-buffer=1000] [rounds=2000] [value-bytes=32]
+ * usage: bench_text [gets-per-buffer=1000] [rounds=2000] [value-bytes=32] [get|mg]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@ int main(int argc, char **argv)
 	int per = argc > 1 ? atoi(argv[1]) : 1000;
 	int rounds = argc > 2 ? atoi(argv[2]) : 2000;
 	int vlen = argc > 3 ? atoi(argv[3]) : 32;
+	const char *verb = argc > 4 && strcmp(argv[4], "mg") == 0 ? "mg" : "get";
 	struct cache_config cc = { .mem_limit = 64u << 20, .item_size_max = 1u << 20 };
 	struct cache *c = cache_create(&cc);
 	struct mc_server_config sc = { .cache = c, .max_conns = 1024, .num_threads = 1,
@@ -45,7 +46,8 @@ int main(int argc, char **argv)
 	mc_session_feed(se, set, (size_t)h + (size_t)vlen + 2, &used, &out);
 	out.len = 0;
 
-	int n = snprintf(line, sizeof(line), "get key:00000001\r\n");
+	int n = snprintf(line, sizeof(line), "%s key:00000001%s\r\n", verb,
+			 verb[0] == 'm' ? " v" : "");
 	size_t len = (size_t)n * (size_t)per;
 	char *req = malloc(len);
 	for (int i = 0; i < per; i++)
@@ -65,8 +67,8 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double ns = (double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec);
 	double gets = (double)per * rounds;
-	printf("bench_text: %.0f gets, %d-byte values, %.1f ns/get, %.2f Mget/s\n",
-	       gets, vlen, ns / gets, gets / ns * 1e3);
+	printf("bench_text: %.0f %s hits, %d-byte values, %.1f ns/get, %.2f Mget/s\n",
+	       gets, verb, vlen, ns / gets, gets / ns * 1e3);
 
 	free(req);
 	free(set);

@@ -853,6 +853,34 @@ static const struct pair corpus[] = {
 	  "1\r\n"
 	  "VA 1\r\n"
 	  "0\r\n") },
+	{ S("ma b N1 k q T-1\r\n"
+	  "mg b v\r\n"
+	  "ma b q\r\n"
+	  "ma c T-1 N100 q v\r\n"
+	  "mg c t\r\n"
+	  "mn\r\n"),
+	  S("HD kb\r\n"
+	  "EN\r\n"
+	  "NF\r\n"
+	  "VA 1\r\n"
+	  "0\r\n"
+	  "HD t100\r\n"
+	  "MN\r\n") },
+	{ S("mg n t R30 ME N1\r\n"
+	  "mg n t\r\n"
+	  "ms f 1 T100\r\n"
+	  "a\r\n"
+	  "mg f t T30 t\r\n"
+	  "mg f t\r\n"
+	  "mg g N10 t T20 t\r\n"
+	  "mg g t\r\n"),
+	  S("HD t-1 W\r\n"
+	  "HD t1 Z\r\n"
+	  "HD\r\n"
+	  "CLIENT_ERROR duplicate flag\r\n"
+	  "HD t100\r\n"
+	  "CLIENT_ERROR duplicate flag\r\n"
+	  "EN\r\n") },
 	/* storage with values that contain "\r\n" and look like commands */
 	{ S("set k 0 0 7\r\nget k\r\n\r\nget k\r\n"),
 	  S("STORED\r\nVALUE k 0 7\r\nget k\r\n\r\nEND\r\n") },
