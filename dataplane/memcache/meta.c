@@ -744,9 +744,10 @@ static int meta_arith(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 
 	bool incr = true;
 	switch (of.mode) {
-	case 0: case 'I': case 'i': case '+':
+	/* memcached 1.6.18 takes only upper-case modes here (unlike ms). */
+	case 0: case 'I': case '+':
 		break;
-	case 'D': case 'd': case '-':
+	case 'D': case '-':
 		incr = false;
 		break;
 	default:
@@ -879,8 +880,6 @@ static int meta_debug(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	char keybuf[CACHE_KEY_MAX];
 	const char *key = tok[1].p;
 	size_t nkey = tok[1].len;
-	bool binary = false;
-
 	if (ntok < 3 || tok[1].len > CACHE_KEY_MAX)
 		return out_err(out, bad_format);
 	if (ntok >= 4 && MC_TOK_IS(&tok[2], "b")) {
@@ -888,7 +887,6 @@ static int meta_debug(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		if (nkey == 0)
 			return out_err(out, bad_format);
 		key = keybuf;
-		binary = true;
 	}
 	MC_STAT_INC(w, cmd_meta);
 
@@ -906,14 +904,12 @@ static int meta_debug(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	uint32_t exptime = cache_item_exptime(it);
 	uint32_t atime = cache_item_atime(it);
 
+	/* memcached prints the key as stored, decoded even when it came in
+	 * base64 ('b'). */
 	memcpy(p, "ME ", 3);
 	p += 3;
-	if (binary) {
-		p = b64_encode(cache_item_key(it), it->nkey, p);
-	} else {
-		memcpy(p, cache_item_key(it), it->nkey);
-		p += it->nkey;
-	}
+	memcpy(p, cache_item_key(it), it->nkey);
+	p += it->nkey;
 	/* exp= is memcached's (now - exptime): negative while alive. */
 	memcpy(p, " exp=", 5);
 	p += 5;

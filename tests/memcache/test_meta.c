@@ -117,6 +117,8 @@ static const struct pair memcached_pairs[] = {
 	  "ma cnt v t\r\n"
 	  "ma cnt MD D3 v\r\n"
 	  "ma cnt MX\r\n"
+	  "ma cnt Mi\r\n"
+	  "ma cnt Md\r\n"
 	  "ma cnt Dabc\r\n"
 	  "ma cnt q\r\n"
 	  "mn\r\n"),
@@ -127,6 +129,8 @@ static const struct pair memcached_pairs[] = {
 	  "11\r\n"
 	  "VA 1\r\n"
 	  "8\r\n"
+	  "CLIENT_ERROR invalid mode for ma M token\r\n"
+	  "CLIENT_ERROR invalid mode for ma M token\r\n"
 	  "CLIENT_ERROR invalid mode for ma M token\r\n"
 	  "CLIENT_ERROR invalid or duplicate flag\r\n"
 	  "MN\r\n") },
@@ -632,7 +636,8 @@ static void test_me(void **state)
 	free(r);
 	mc_push(f, "me Zm9v b\r\n", 11);
 	r = mc_take(f, NULL);
-	assert_true(strncmp(r, "ME Zm9v exp=-100", 16) == 0);
+	/* memcached 1.6.18 prints the decoded key, not the base64 form. */
+	assert_true(strncmp(r, "ME foo exp=-100", 15) == 0);
 	free(r);
 	assert_int_equal(f->worker->stats.cmd_meta, 2);
 }
