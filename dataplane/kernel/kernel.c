@@ -118,7 +118,8 @@ struct kconn {
 	struct mc_session *sess;
 	char *in;                     /* unconsumed input, in[0..in_len) */
 	size_t in_len, in_cap;
-	struct mc_buf out;            /* replies not yet sent */
+	struct mc_buf out;            /* replies; out.data[out_sent..len) unsent */
+	size_t out_sent;
 	bool readable;                /* ET: unread bytes may be queued */
 	bool send_blocked;            /* short send: wait for EPOLLOUT (atomic for stats) */
 	bool need_feed;               /* input arrived or feed paused */
@@ -228,21 +229,30 @@ static void conn_close(struct kworker *kw, struct kconn *c)
 	mc_server_conn_closed(k->server);
 }
 
-/* Sends as much of 'out' as the socket takes, in one send. Returns 0 or
- * -1 on a dead connection. */
+/*
+ * Sends as much of 'out' as the socket takes, in one send. A partial send
+ * only advances out_sent: nothing is fed while output is pending, so the
+ * buffer is emptied in one step once it is all sent, instead of moving the
+ * rest of a big value down after every partial send.
+ * Returns 0, or -1 on a dead connection.
+ */
 static int conn_flush(struct kconn *c)
 {
 	for (;;) {
-		ssize_t n = send(c->fd, c->out.data, c->out.len,
+		size_t left = c->out.len - c->out_sent;
+		ssize_t n = send(c->fd, c->out.data + c->out_sent, left,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n >= 0) {
-			bool all = (size_t)n == c->out.len;
-			mc_buf_consume(&c->out, (size_t)n);
-			if (!all) {
+			if ((size_t)n < left) {
 				/* The socket buffer is full; the kernel marks it so
 				 * and EPOLLOUT fires once there is room. */
+				c->out_sent += (size_t)n;
 				set_send_blocked(c, true);
-			} else if (c->out.cap > OUT_KEEP_MAX) {
+				return 0;
+			}
+			c->out_sent = 0;
+			mc_buf_consume(&c->out, c->out.len);
+			if (c->out.cap > OUT_KEEP_MAX) {
 				/* Do not keep a multi-megabyte buffer for an idle
 				 * connection after one big value. */
 				mc_buf_deinit(&c->out);
@@ -431,7 +441,7 @@ static void conn_event(struct kworker *kw, struct kconn *c, uint32_t ev)
 		set_send_blocked(c, false);
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->readable = true;
-	if (ev & EPOLLERR)
+	if (ev & (EPOLLERR | EPOLLHUP))
 		set_send_blocked(c, false);   /* let send report the error */
 	if (c->in_ready)
 		return;                       /* served from the ready list */
