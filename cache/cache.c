@@ -82,6 +82,8 @@
 #include <urcu-qsbr.h>
 #include <urcu/rculfhash.h>
 
+#include "cache/tsan.h"
+
 #include "cache/cache.h"
 
 #define CACHE_TID_BITS       10u
@@ -352,11 +354,58 @@ static inline void mem_release(struct cache *c, size_t bytes)
 	__atomic_fetch_sub(&c->mem_used, bytes, __ATOMIC_RELAXED);
 }
 
+/* Item memory: jemalloc, or malloc in sanitizer builds (see cache/tsan.h). */
+static inline struct cache_item *item_mem_alloc(size_t size)
+{
+#ifdef CACHE_ITEM_MEM_MALLOC
+	return malloc(size);
+#else
+	return mallocx(size, 0);
+#endif
+}
+
+static inline void item_mem_free(struct cache_item *it)
+{
+#ifdef CACHE_ITEM_MEM_MALLOC
+	free(it);
+#else
+	sdallocx(it, item_alloc_size(it->nkey, it->nbytes), 0);
+#endif
+}
+
+/*
+ * A grace period orders every reader's access to an item before its free,
+ * through liburcu's uninstrumented quiescent-state machinery. For TSan, each
+ * quiescent state or offline transition releases this token and each free
+ * acquires it (no code in other builds).
+ */
+static char tsan_grace_token;
+
+static inline void quiescent_state(void)
+{
+	cache_tsan_release(&tsan_grace_token);
+	rcu_quiescent_state();
+}
+
+static inline void thread_offline(void)
+{
+	cache_tsan_release(&tsan_grace_token);
+	rcu_thread_offline();
+}
+
+static inline void unregister_thread(void)
+{
+	cache_tsan_release(&tsan_grace_token);
+	rcu_unregister_thread();
+}
+
 static void item_free_rcu(struct rcu_head *head)
 {
 	struct cache_item *it = caa_container_of(head, struct cache_item, rcu);
 
-	sdallocx(it, item_alloc_size(it->nkey, it->nbytes), 0);
+	cache_tsan_acquire(&tsan_grace_token);
+	cache_tsan_acquire(it);
+	item_mem_free(it);
 }
 
 /* ---- eviction queues (caller holds q_lock: do_ prefix) ------------------ */
@@ -473,6 +522,7 @@ static void retire_counted(struct cache_thread *t, struct cache_item *it,
 		break;
 	}
 	mem_release(t->c, item_footprint(it));
+	cache_tsan_release(it);
 	call_rcu(&it->rcu, item_free_rcu);
 }
 
@@ -593,6 +643,7 @@ static int match_key(struct cds_lfht_node *node, const void *arg)
 	const struct cache_item *it =
 		caa_container_of(node, struct cache_item, table_node);
 
+	cache_tsan_acquire(it);
 	return it->nkey == k->nkey && memcmp(it->data, k->key, k->nkey) == 0;
 }
 
@@ -651,6 +702,7 @@ static bool do_link(struct cache_thread *t, struct cache_item *it, uint64_t hash
 			it->freq = f;
 		to_main = cache_item_state(old) & CACHE_ITEM_IN_MAIN;
 	}
+	cache_tsan_release(it);
 	if (old != NULL &&
 	    cds_lfht_replace(c->ht, old_iter, (unsigned long)hash, match_key, &k,
 			     &it->table_node) == 0) {
@@ -731,7 +783,7 @@ static struct cache_item *item_alloc_raw(struct cache_thread *t, const char *key
 
 	if (mem_reserve(t, fp) != 0)
 		return NULL;
-	it = mallocx(item_alloc_size(nkey, nbytes), 0);
+	it = item_mem_alloc(item_alloc_size(nkey, nbytes));
 	if (it == NULL) {
 		mem_release(t->c, fp);
 		return NULL;
@@ -773,7 +825,7 @@ static void item_free_private(struct cache *c, struct cache_item *it)
 {
 	size_t fp = item_footprint(it);
 
-	sdallocx(it, item_alloc_size(it->nkey, it->nbytes), 0);
+	item_mem_free(it);
 	mem_release(c, fp);
 }
 
@@ -1325,11 +1377,11 @@ static void *sweeper_main(void *arg)
 
 		while (budget < CACHE_SWEEP_BUDGET && !cycle_end) {
 			budget += sweep_step(&c->sys, &cycle_end);
-			rcu_quiescent_state(); /* never hold a grace period long */
+			quiescent_state(); /* never hold a grace period long */
 		}
 		count(&c->sys, CNT_SWEEPER_RUNS);
 
-		rcu_thread_offline();
+		thread_offline();
 		table_grow(c);
 		pthread_mutex_lock(&c->sweep_lock);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1349,7 +1401,7 @@ static void *sweeper_main(void *arg)
 		pthread_mutex_unlock(&c->sweep_lock);
 		rcu_thread_online();
 	}
-	rcu_unregister_thread();
+	unregister_thread();
 	return NULL;
 }
 
@@ -1491,7 +1543,7 @@ void cache_destroy(struct cache **cp)
 	registered = tls_rcu_refs > 0;
 	was_online = registered && rcu_read_ongoing();
 	if (was_online)
-		rcu_thread_offline();
+		thread_offline();
 	sweeper_stop(c);
 	if (!registered)
 		rcu_register_thread();
@@ -1502,11 +1554,11 @@ void cache_destroy(struct cache **cp)
 			retire(&c->sys, it, RETIRE_DELETED);
 	}
 	/* Pending frees need a grace period: never wait for one online. */
-	rcu_thread_offline();
+	thread_offline();
 	rcu_barrier();
 	cds_lfht_destroy(c->ht, NULL);
 	if (!registered)
-		rcu_unregister_thread();
+		unregister_thread();
 	else if (was_online)
 		rcu_thread_online();
 
@@ -1562,7 +1614,7 @@ void cache_thread_detach(struct cache_thread **tp)
 	t = *tp;
 	*tp = NULL;
 	if (--tls_rcu_refs == 0)
-		rcu_unregister_thread();
+		unregister_thread();
 	pthread_mutex_lock(&t->c->attach_lock);
 	t->slot->in_use = false;
 	pthread_mutex_unlock(&t->c->attach_lock);
@@ -1576,12 +1628,12 @@ unsigned cache_thread_id(const struct cache_thread *t)
 
 void cache_thread_quiescent(struct cache_thread *t)
 {
-	rcu_quiescent_state();
+	quiescent_state();
 }
 
 void cache_thread_offline(struct cache_thread *t)
 {
-	rcu_thread_offline();
+	thread_offline();
 }
 
 void cache_thread_online(struct cache_thread *t)
