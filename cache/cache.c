@@ -41,8 +41,10 @@
  * scans wash through the small queue without disturbing main.
  *
  * Memory accounting. c->mem_used counts, for every item allocated and not yet
- * retired (linked or not), nallocx(header+key+value) + CACHE_TABLE_OVERHEAD
- * (this item's share of the cds_lfht bucket array). A reservation is a CAS
+ * retired (linked or not), nallocx(header+key+value), plus the cds_lfht
+ * bucket array as it really is (c->hash_bytes: 16 bytes a bucket, reserved
+ * by the sweeper before it grows the table, evicting if need be; between
+ * 8 and 16 bytes an item at the load the sweeper keeps). A reservation is a CAS
  * loop that never lets mem_used exceed mem_limit, so the accounted bytes are
  * never above the limit (slack 0). What is not counted, and is the
  * documented slack of real memory over the limit: items retired but still
@@ -50,7 +52,8 @@
  * two quiescent states), the ghost set (4 bytes per 128 bytes of limit, i.e.
  * 3.1%, capped at 16 MiB), jemalloc's own metadata, and the fixed
  * per-cache structures (~100 KiB). Measured with 1M items of 16-byte keys and
- * 32-byte values: 128 accounted bytes per item, 130 bytes of RSS per item.
+ * 32-byte values (perf/rss.sh): 112 bytes per item plus 8 MiB of buckets
+ * accounted, 121 bytes of RSS per item (memcached 1.6.18: 129).
  *
  * Item size limit: counted like memcached 1.6 (48-byte header, key + NUL,
  * value + "\r\n", 8-byte CAS, 4 bytes of flags if non-zero), so a value
@@ -91,7 +94,6 @@
 #define CACHE_MAX_THREADS    (1u << CACHE_TID_BITS)
 #define CACHE_SEQ_SANE       (1ull << 52) /* ignore absurd explicit CAS for Lamport */
 #define CACHE_STRIPES        1024u
-#define CACHE_TABLE_OVERHEAD 16u          /* per item: share of the bucket array */
 #define CACHE_TABLE_INIT     1024ul
 #define CACHE_SMALL_PERCENT  10u
 #define CACHE_FREQ_MAX       3u
@@ -189,6 +191,7 @@ struct cache {
 	uint64_t stats_base[CNT__COUNT]; /* 'stats reset' baseline */
 
 	uint64_t table_size;        /* buckets the sweeper last resized to */
+	uint64_t hash_bytes;        /* atomic; bucket array, counted in mem_used */
 	struct cache_thread sys;    /* the sweeper's / destroy's context */
 	pthread_t sweeper;
 	bool sweeper_running;
@@ -241,7 +244,7 @@ static inline size_t item_alloc_size(size_t nkey, size_t nbytes)
 
 size_t cache_item_footprint(size_t nkey, size_t nbytes)
 {
-	return nallocx(item_alloc_size(nkey, nbytes), 0) + CACHE_TABLE_OVERHEAD;
+	return nallocx(item_alloc_size(nkey, nbytes), 0);
 }
 
 static inline size_t item_footprint(const struct cache_item *it)
@@ -327,26 +330,32 @@ static inline bool item_is_live(struct cache *c, const struct cache_item *it,
 
 static bool evict_one(struct cache_thread *t, bool dead_only);
 
+/* Accounts 'bytes' against the limit if they fit without evicting.
+ * Returns 0 or -ENOMEM. Any thread. */
+static int mem_try_reserve(struct cache *c, size_t bytes)
+{
+	uint64_t used = __atomic_load_n(&c->mem_used, __ATOMIC_RELAXED);
+
+	while (used + bytes <= c->cfg.mem_limit) {
+		if (__atomic_compare_exchange_n(&c->mem_used, &used, used + bytes,
+						false, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			return 0;
+	}
+	return -ENOMEM;
+}
+
 /* Accounts 'bytes' against the limit, evicting as needed.
  * Returns 0 or -ENOMEM. Thread online (eviction unlinks items). */
 static int mem_reserve(struct cache_thread *t, size_t bytes)
 {
 	struct cache *c = t->c;
-	uint64_t used = __atomic_load_n(&c->mem_used, __ATOMIC_RELAXED);
 
-	for (;;) {
-		if (used + bytes <= c->cfg.mem_limit) {
-			if (__atomic_compare_exchange_n(&c->mem_used, &used,
-							used + bytes, false,
-							__ATOMIC_RELAXED,
-							__ATOMIC_RELAXED))
-				return 0;
-			continue;
-		}
+	while (mem_try_reserve(c, bytes) != 0) {
 		if (!evict_one(t, c->cfg.no_evict))
 			return -ENOMEM;
-		used = __atomic_load_n(&c->mem_used, __ATOMIC_RELAXED);
 	}
+	return 0;
 }
 
 static inline void mem_release(struct cache *c, size_t bytes)
@@ -1348,21 +1357,41 @@ static unsigned sweep_step(struct cache_thread *t, bool *cycle_end)
 
 /*
  * cds_lfht's own auto-resize lets chains reach 8 nodes before it grows; a
- * GET pays for every node it walks. The sweeper (offline, as cds_lfht_resize
- * requires) keeps the load between 1 and 2 nodes per bucket, so the bucket
- * array (16 bytes a bucket) stays within the CACHE_TABLE_OVERHEAD that every
- * item is charged.
+ * GET pays for every node it walks. The sweeper keeps the load between 1 and
+ * 2 nodes per bucket instead, in two steps: online, it charges the bigger
+ * bucket array against the memory limit; then offline, as cds_lfht_resize
+ * requires, it resizes. When memory is full, the bigger array would cost
+ * evictions (8 bytes an item, about 7% of the items at 32-byte values), so
+ * then it waits until the load reaches CACHE_TABLE_FULL_LOAD before it
+ * evicts to make room. The table never shrinks, so the charge only grows.
  */
-static void table_grow(struct cache *c)
+#define CACHE_BUCKET_BYTES sizeof(struct cds_lfht_node)
+#define CACHE_TABLE_FULL_LOAD 4u
+
+/* Online. Returns the bucket count to grow to, already charged, or 0. */
+static uint64_t table_growth_reserve(struct cache *c)
 {
 	uint64_t items = __atomic_load_n(&c->small.count, __ATOMIC_RELAXED) +
 			 __atomic_load_n(&c->main.count, __ATOMIC_RELAXED);
 	uint64_t want = next_pow2(items) / 2;
+	uint64_t have = __atomic_load_n(&c->table_size, __ATOMIC_RELAXED);
+	uint64_t bytes = (want - have) * CACHE_BUCKET_BYTES;
 
-	if (want > __atomic_load_n(&c->table_size, __ATOMIC_RELAXED)) {
-		cds_lfht_resize(c->ht, (unsigned long)want);
-		__atomic_store_n(&c->table_size, want, __ATOMIC_RELAXED);
-	}
+	if (want <= have)
+		return 0;
+	if (mem_try_reserve(c, bytes) != 0 &&
+	    (items <= CACHE_TABLE_FULL_LOAD * have ||
+	     mem_reserve(&c->sys, bytes) != 0))
+		return 0;
+	__atomic_fetch_add(&c->hash_bytes, bytes, __ATOMIC_RELAXED);
+	return want;
+}
+
+/* Offline: cds_lfht_resize waits for grace periods. */
+static void table_grow(struct cache *c, uint64_t want)
+{
+	cds_lfht_resize(c->ht, (unsigned long)want);
+	__atomic_store_n(&c->table_size, want, __ATOMIC_RELAXED);
 }
 
 static void *sweeper_main(void *arg)
@@ -1374,15 +1403,18 @@ static void *sweeper_main(void *arg)
 	for (;;) {
 		unsigned budget = 0;
 		bool cycle_end = false;
+		uint64_t grow_to;
 
 		while (budget < CACHE_SWEEP_BUDGET && !cycle_end) {
 			budget += sweep_step(&c->sys, &cycle_end);
 			quiescent_state(); /* never hold a grace period long */
 		}
 		count(&c->sys, CNT_SWEEPER_RUNS);
+		grow_to = table_growth_reserve(c);
 
 		thread_offline();
-		table_grow(c);
+		if (grow_to != 0)
+			table_grow(c, grow_to);
 		pthread_mutex_lock(&c->sweep_lock);
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += (long)CACHE_SWEEP_PERIOD_MS * 1000000L;
@@ -1503,6 +1535,8 @@ struct cache *cache_create(const struct cache_config *cfg)
 	c->ht = cds_lfht_new(CACHE_TABLE_INIT, CACHE_TABLE_INIT, 0,
 			     CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
 	c->table_size = CACHE_TABLE_INIT;
+	c->hash_bytes = CACHE_TABLE_INIT * CACHE_BUCKET_BYTES;
+	c->mem_used = c->hash_bytes;
 	if (c->ht == NULL)
 		goto fail;
 	rc = sweeper_start(c);
@@ -1668,7 +1702,9 @@ void cache_stats_get(struct cache *c, struct cache_stats *out)
 	out->main_queue_items = __atomic_load_n(&c->main.count, __ATOMIC_RELAXED);
 	items = out->small_queue_items + out->main_queue_items;
 	out->curr_items = items;
-	out->bytes = __atomic_load_n(&c->mem_used, __ATOMIC_RELAXED);
+	out->hash_bytes = __atomic_load_n(&c->hash_bytes, __ATOMIC_RELAXED);
+	out->bytes = __atomic_load_n(&c->mem_used, __ATOMIC_RELAXED) -
+		     out->hash_bytes;
 	out->limit_maxbytes = c->cfg.mem_limit;
 	out->total_items = sum[CNT_TOTAL_ITEMS] - base[CNT_TOTAL_ITEMS];
 	out->evictions = sum[CNT_EVICTIONS] - base[CNT_EVICTIONS];

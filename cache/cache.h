@@ -240,7 +240,9 @@ void cache_flush(struct cache_thread *t, uint32_t delay);
 struct cache_stats {
 	uint64_t curr_items;
 	uint64_t total_items;        /* items ever linked */
-	uint64_t bytes;              /* memory counted against the limit */
+	uint64_t bytes;              /* item memory (memcached's "bytes") */
+	uint64_t hash_bytes;         /* the table's bucket array; bytes +
+	                                hash_bytes is what the limit counts */
 	uint64_t limit_maxbytes;
 	uint64_t evictions;
 	uint64_t evicted_unfetched;
@@ -262,8 +264,9 @@ void cache_stats_reset(struct cache *c);
 /* The configuration the cache runs with (after defaults). */
 const struct cache_config *cache_config_get(const struct cache *c);
 
-/* Memory that an item of this shape costs against the limit (nallocx of
- * header+key+value plus table overhead). For 'stats' and tests. */
+/* Memory that an item of this shape costs against the limit: jemalloc's
+ * real size for header+key+value (nallocx). The table's bucket array is
+ * charged separately (cache_stats.hash_bytes). For 'stats' and tests. */
 size_t cache_item_footprint(size_t nkey, size_t nbytes);
 
 #endif /* DPCACHE_CACHE_CACHE_H */

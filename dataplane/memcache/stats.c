@@ -105,6 +105,7 @@ static void emit_general(struct mc_worker *w, mc_stat_fn emit, void *arg)
 #undef E
 	emit_u64(emit, arg, "limit_maxbytes", cs.limit_maxbytes);
 	emit_u64(emit, arg, "threads", srv->cfg.num_threads);
+	emit_u64(emit, arg, "hash_bytes", cs.hash_bytes);  /* counted in -m */
 	emit_u64(emit, arg, "bytes", cs.bytes);
 	emit_u64(emit, arg, "curr_items", cs.curr_items);
 	emit_u64(emit, arg, "total_items", cs.total_items);
