@@ -37,7 +37,6 @@
 
 #include "cache/clock.h"
 #include "dataplane/memcache/mc_internal.h"
-#include "dataplane/memcache/mc_text_impl.h"   /* MC_VERSION_STRING, shared with text */
 
 /* memcached answers an incr on a missing key with ENOENT only when the
  * request's expiration is this value; otherwise it creates the key. */

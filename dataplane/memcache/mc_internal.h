@@ -91,8 +91,16 @@ void mc_binary_reset(struct mc_session *s);
 int mc_text_run_buffer(struct mc_worker *w, const char *req, size_t len,
 		       struct mc_buf *out);
 
-/* Key rules shared by all protocols: 1..250 bytes; text keys also may not
- * contain control characters or spaces (checked by the text parser). */
+/*
+ * The version every protocol reports. It leads with the memcached release
+ * whose behaviour we match: libmemcached rejects a binary VERSION reply
+ * whose major number is 0.
+ */
+#define MC_VERSION_STRING "1.6.18-dpcache-" DPCACHE_VERSION
+
+/* Key rules shared by all protocols: 1..250 bytes. Like memcached, the text
+ * parser splits on spaces only, so a text key holds no space or newline;
+ * other control characters are accepted, as memcached accepts them. */
 static inline bool mc_key_len_ok(size_t nkey)
 {
 	return nkey > 0 && nkey <= CACHE_KEY_MAX;

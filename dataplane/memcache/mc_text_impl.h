@@ -130,7 +130,4 @@ int mc_meta_process(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 int mc_text_stats(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		  struct mc_buf *out);
 
-/* The version string the server reports ("VERSION <this>"). */
-#define MC_VERSION_STRING "1.6.18-dpcache-" DPCACHE_VERSION
-
 #endif
