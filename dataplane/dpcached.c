@@ -12,6 +12,8 @@
  * them; workers never get interrupted by them.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,6 +50,33 @@ static void print_banner(const struct dp_settings *set)
 		set->threads, set->memory_mb, set->max_conns, set->item_size_max,
 		set->no_evict ? ", no evictions" : "",
 		set->enable_shutdown ? ", shutdown enabled" : "");
+}
+
+/*
+ * -u: memcached's rule. Started as root, switch to 'user' once the sockets
+ * are bound (so ports below 1024 still work) and before any worker runs;
+ * started as anyone else, -u is ignored. Returns 0, or -1 with a message.
+ */
+static int drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user[0] == '\0' || (getuid() != 0 && geteuid() != 0))
+		return 0;
+	errno = 0;
+	pw = getpwnam(user);
+	if (pw == NULL) {
+		fprintf(stderr, PROG ": -u: no such user '%s'\n", user);
+		return -1;
+	}
+	/* Supplementary groups first, while we still may change them. */
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		fprintf(stderr, PROG ": -u: cannot become '%s': %s\n", user,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -110,6 +139,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": %s\n", err);
 		goto out;
 	}
+	if (drop_privileges(set.user) != 0)
+		goto out;
 
 	memset(&sc, 0, sizeof(sc));
 	sc.cache = cache;

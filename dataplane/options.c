@@ -27,6 +27,7 @@ enum dp_opt_type {
 	DP_OPT_UINT,        /* unsigned, decimal, in [min, max] */
 	DP_OPT_SIZE,        /* size_t, decimal with optional k/m/g suffix */
 	DP_OPT_ADDR,        /* char[DP_ADDR_MAX] */
+	DP_OPT_USER,        /* char[DP_USER_MAX], a user name */
 	DP_OPT_BOOL,        /* bool, no argument: sets true */
 	DP_OPT_COUNT,       /* int, no argument: +1 per use (-vv) */
 	DP_OPT_UNSUPPORTED, /* memcached flag we refuse; help = why */
@@ -73,6 +74,8 @@ static const struct dp_option dp_options[] = {
 	  "return an error on memory exhausted instead of evicting" },
 	{ "enable-shutdown", 'A', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(enable_shutdown),
 	  "enable the ascii \"shutdown\" command" },
+	{ "user", 'u', DP_OPT_USER, "<user>", NULL, 0, 0, OFF(user),
+	  "when started as root, run as <user> once the ports are bound (as memcached)" },
 	{ "verbose", 'v', DP_OPT_COUNT, NULL, NULL, 0, 0, OFF(verbose),
 	  "verbose: errors/warnings (-v), connection open/close (-vv)" },
 	{ "help", 'h', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(help),
@@ -89,8 +92,6 @@ static const struct dp_option dp_options[] = {
 	  "run dpcached under a service manager instead" },
 	{ "enable-coredumps", 'r', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
 	  "set the core limit with ulimit -c instead" },
-	{ "user", 'u', DP_OPT_UNSUPPORTED, "<user>", NULL, 0, 0, 0,
-	  "dpcached does not switch users; start it as the user it should run as" },
 	{ "lock-memory", 'k', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
 	  "memory locking is not supported" },
 	{ "license", 'i', DP_OPT_UNSUPPORTED, NULL, NULL, 0, 0, 0,
@@ -278,6 +279,14 @@ static int apply(const struct dp_option *o, const char *arg,
 		if (check_addr(arg, err, errlen, label) != 0)
 			return -EINVAL;
 		snprintf(field, DP_ADDR_MAX, "%s", arg);
+		return 0;
+	case DP_OPT_USER:
+		if (arg[0] == '\0' || strlen(arg) >= DP_USER_MAX) {
+			set_err(err, errlen, "invalid user name '%s' for %s",
+				arg, label);
+			return -EINVAL;
+		}
+		snprintf(field, DP_USER_MAX, "%s", arg);
 		return 0;
 	case DP_OPT_BOOL:
 		*(bool *)field = true;

@@ -19,6 +19,7 @@
 #include <stdio.h>
 
 #define DP_ADDR_MAX 64          /* longest -l value, NUL included */
+#define DP_USER_MAX 64          /* longest -u value, NUL included */
 
 /* The settings of one dpcached process, after defaults and validation. */
 struct dp_settings {
@@ -33,6 +34,7 @@ struct dp_settings {
 	int verbose;                /* -v count */
 	bool no_evict;              /* -M */
 	bool enable_shutdown;       /* -A */
+	char user[DP_USER_MAX];     /* -u: run as this user (root only); "" = stay */
 	bool help;                  /* -h: print usage, exit 0 */
 	bool version;               /* -V: print version, exit 0 */
 };

@@ -153,6 +153,21 @@ static void test_verbosity(void **state)
 	assert_true(s.no_evict);
 }
 
+/* -u is memcached's: a user to become when started as root. */
+static void test_user(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, NULL);
+	assert_string_equal(s.user, "");
+	parse_ok(&s, "-u", "nobody", NULL);
+	assert_string_equal(s.user, "nobody");
+	parse_ok(&s, "--user=memcache", NULL);
+	assert_string_equal(s.user, "memcache");
+	parse_bad("invalid user name", "-u", "", NULL);
+	parse_bad("needs an argument", "-u", NULL);
+}
+
 static void test_help_version(void **state)
 {
 	struct dp_settings s;
@@ -258,8 +273,6 @@ static void test_unknown_and_unsupported(void **state)
 	parse_bad("unexpected argument 'extra'", "extra", NULL);
 	parse_bad("not supported", "-d", NULL);
 	parse_bad("not supported", "--daemon", NULL);
-	parse_bad("not supported", "-u", "nobody", NULL);
-	parse_bad("not supported", "-u", NULL);
 	parse_bad("not supported", "-s", "/tmp/sock", NULL);
 	parse_bad("not supported", "-o", "modern", NULL);
 	parse_bad("not supported", "-S", NULL);
@@ -302,6 +315,7 @@ int main(void)
 		cmocka_unit_test(test_short_flags),
 		cmocka_unit_test(test_long_flags),
 		cmocka_unit_test(test_verbosity),
+		cmocka_unit_test(test_user),
 		cmocka_unit_test(test_help_version),
 		cmocka_unit_test(test_size_suffixes),
 		cmocka_unit_test(test_ranges),
