@@ -13,30 +13,17 @@
 #include <cmocka.h>
 
 #include "cache/cache.h"
-
-#define T0 1700000000u
-
-struct fx {
-	struct cache *c;
-	struct cache_thread *t;
-};
+#include "tests/cache/cache_fixture.h"
 
 static int setup_cfg(void **state, size_t limit, bool no_evict)
 {
-	static struct fx fx;
 	struct cache_config cfg = {
 		.mem_limit = limit,
 		.item_size_max = 1024 * 1024,
 		.no_evict = no_evict,
 	};
 
-	cache_clock_set_manual(T0);
-	fx.c = cache_create(&cfg);
-	assert_non_null(fx.c);
-	fx.t = cache_thread_attach(fx.c);
-	assert_non_null(fx.t);
-	*state = &fx;
-	return 0;
+	return fx_setup(state, &cfg);
 }
 
 static int setup(void **state)
@@ -47,18 +34,6 @@ static int setup(void **state)
 static int setup_small_noevict(void **state)
 {
 	return setup_cfg(state, 64u << 10, true);
-}
-
-static int teardown(void **state)
-{
-	struct fx *fx = *state;
-
-	cache_thread_detach(&fx->t);
-	assert_null(fx->t);
-	cache_destroy(&fx->c);
-	assert_null(fx->c);
-	cache_clock_set_real();
-	return 0;
 }
 
 /* Stores key=val with the given mode; returns the status. */
@@ -758,28 +733,28 @@ static void test_create_bad_config(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_set_get_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_empty_value_and_flags, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_keys, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_item_size_max_like_memcached, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_add_replace, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_append_prepend, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_append_too_large, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cas, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_cas_invalidate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete_cas_and_invalidate, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_exptime_from_wire, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_expiry_relative_absolute_negative, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_touch_and_gat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_bump_and_info, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flush_now_same_second, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flush_delay, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_flush_delay_one, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_incr_decr, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_arith_cas_vivify, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_evict, setup_small_noevict, teardown),
-		cmocka_unit_test_setup_teardown(test_stats_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_accounting_returns_to_zero, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_get_delete, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_empty_value_and_flags, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_keys, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_item_size_max_like_memcached, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_add_replace, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_append_prepend, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_append_too_large, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cas, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cas_invalidate, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_delete_cas_and_invalidate, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_exptime_from_wire, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_expiry_relative_absolute_negative, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_touch_and_gat, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_no_bump_and_info, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_flush_now_same_second, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_flush_delay, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_flush_delay_one, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_incr_decr, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_arith_cas_vivify, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_no_evict, setup_small_noevict, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_stats_reset, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_accounting_returns_to_zero, setup, fx_teardown),
 		cmocka_unit_test(test_create_bad_config),
 	};
 

@@ -15,41 +15,18 @@
 #include <cmocka.h>
 
 #include "cache/cache.h"
-
-#define T0 1700000000u
-
-struct fx {
-	struct cache *c;
-	struct cache_thread *t;
-};
+#include "tests/cache/cache_fixture.h"
 
 static int setup_limit(void **state, size_t limit)
 {
-	static struct fx fx;
 	struct cache_config cfg = { .mem_limit = limit };
 
-	cache_clock_set_manual(T0);
-	fx.c = cache_create(&cfg);
-	assert_non_null(fx.c);
-	fx.t = cache_thread_attach(fx.c);
-	assert_non_null(fx.t);
-	*state = &fx;
-	return 0;
+	return fx_setup(state, &cfg);
 }
 
 static int setup_4m(void **state)
 {
 	return setup_limit(state, 4u << 20);
-}
-
-static int teardown(void **state)
-{
-	struct fx *fx = *state;
-
-	cache_thread_detach(&fx->t);
-	cache_destroy(&fx->c);
-	cache_clock_set_real();
-	return 0;
 }
 
 static enum cache_status set_kv(struct cache_thread *t, const char *key,
@@ -269,12 +246,12 @@ static void test_sweeper_reclaims(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_fill_10x_limit, setup_4m, teardown),
-		cmocka_unit_test_setup_teardown(test_large_items_evict, setup_4m, teardown),
-		cmocka_unit_test_setup_teardown(test_hot_keys_survive_scan, setup_4m, teardown),
-		cmocka_unit_test_setup_teardown(test_ghost_sends_to_main, setup_4m, teardown),
-		cmocka_unit_test_setup_teardown(test_update_keeps_main, setup_4m, teardown),
-		cmocka_unit_test_setup_teardown(test_sweeper_reclaims, setup_4m, teardown),
+		cmocka_unit_test_setup_teardown(test_fill_10x_limit, setup_4m, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_large_items_evict, setup_4m, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_hot_keys_survive_scan, setup_4m, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_ghost_sends_to_main, setup_4m, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_update_keeps_main, setup_4m, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_sweeper_reclaims, setup_4m, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
