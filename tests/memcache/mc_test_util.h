@@ -38,6 +38,7 @@ struct mc_fixture_opts {
 	size_t item_size_max;   /* 0 = 1 MiB */
 	size_t out_high_water;  /* 0 = protocol default */
 	bool shutdown_enabled;
+	bool udp_enabled;
 };
 
 static inline struct mc_fixture *mc_fixture_create(const struct mc_fixture_opts *o)
@@ -55,6 +56,7 @@ static inline struct mc_fixture *mc_fixture_create(const struct mc_fixture_opts 
 		.item_size_max = cc.item_size_max,
 		.out_high_water = o ? o->out_high_water : 0,
 		.shutdown_enabled = o ? o->shutdown_enabled : false,
+		.udp_enabled = o ? o->udp_enabled : false,
 		.max_conns = 1024,
 		.num_threads = 1,
 	};

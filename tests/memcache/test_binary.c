@@ -17,6 +17,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "tests/memcache/mc_test_util.h"
+
 #include "cache/cache.h"
 #include "cache/clock.h"
 #include "dataplane/memcache/mc_internal.h"
@@ -24,36 +26,21 @@
 #define ITEM_MAX (64u * 1024u)
 
 struct fx {
-	struct cache *cache;
-	struct mc_server *server;
-	struct mc_worker *w;
-	struct mc_session *s;
-	struct mc_buf out;
+	struct mc_fixture *mf; /* cache, server, worker, session, out */
 	int rc;                /* last MC_FEED_* */
 };
 
 static int fx_setup_hw(void **state, size_t high_water)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	struct cache_config cc = {
+	struct mc_fixture_opts o = {
 		.mem_limit = 32u * 1024u * 1024u,
-		.item_size_max = ITEM_MAX,
-	};
-	assert_non_null(f);
-	f->cache = cache_create(&cc);
-	assert_non_null(f->cache);
-	struct mc_server_config sc = {
-		.cache = f->cache,
 		.item_size_max = ITEM_MAX,
 		.out_high_water = high_water,
 	};
-	f->server = mc_server_create(&sc);
-	assert_non_null(f->server);
-	f->w = mc_worker_create(f->server);
-	assert_non_null(f->w);
-	f->s = mc_session_create(f->w);
-	assert_non_null(f->s);
-	mc_buf_init(&f->out);
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->mf = mc_fixture_create(&o);
 	*state = f;
 	return 0;
 }
@@ -71,11 +58,7 @@ static int fx_setup_small_hw(void **state)
 static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
-	mc_buf_deinit(&f->out);
-	mc_session_destroy(&f->s);
-	mc_worker_destroy(&f->w);
-	mc_server_destroy(&f->server);
-	cache_destroy(&f->cache);
+	mc_fixture_destroy(&f->mf);
 	free(f);
 	return 0;
 }
@@ -83,10 +66,10 @@ static int fx_teardown(void **state)
 /* A fresh connection (same cache). */
 static void fx_reconnect(struct fx *f)
 {
-	mc_session_destroy(&f->s);
-	f->s = mc_session_create(f->w);
-	assert_non_null(f->s);
-	f->out.len = 0;
+	mc_session_destroy(&f->mf->session);
+	f->mf->session = mc_session_create(f->mf->worker);
+	assert_non_null(f->mf->session);
+	f->mf->out.len = 0;
 }
 
 /*
@@ -99,9 +82,9 @@ static size_t feed_chunk(struct fx *f, const char *in, size_t len)
 	size_t off = 0;
 	for (;;) {
 		size_t used = 0;
-		f->rc = mc_session_feed(f->s, in + off, len - off, &used, &f->out);
+		f->rc = mc_session_feed(f->mf->session, in + off, len - off, &used, &f->mf->out);
 		off += used;
-		cache_thread_quiescent(mc_worker_cache_thread(f->w));
+		cache_thread_quiescent(mc_worker_cache_thread(f->mf->worker));
 		if (f->rc == MC_FEED_CLOSE || f->rc == MC_FEED_MORE)
 			break;
 		/* PAUSE: the test keeps everything, so just go on. */
@@ -111,7 +94,7 @@ static size_t feed_chunk(struct fx *f, const char *in, size_t len)
 
 static void feed(struct fx *f, const void *in, size_t len)
 {
-	f->out.len = 0;
+	f->mf->out.len = 0;
 	size_t left = feed_chunk(f, in, len);
 	if (f->rc != MC_FEED_CLOSE)
 		assert_int_equal(left, 0);
@@ -211,16 +194,16 @@ static void incr_ext(unsigned char ext[20], uint64_t delta, uint64_t initial,
 /* CAS of the first response in out. */
 static uint64_t out_cas(struct fx *f)
 {
-	assert_true(f->out.len >= 24);
-	return get64((unsigned char *)f->out.data + 16);
+	assert_true(f->mf->out.len >= 24);
+	return get64((unsigned char *)f->mf->out.data + 16);
 }
 
 static void assert_out(struct fx *f, const struct pkt *want)
 {
-	if (f->out.len != want->len || memcmp(f->out.data, want->b, want->len) != 0) {
-		fprintf(stderr, "got %zu bytes, want %zu\n", f->out.len, want->len);
-		for (size_t i = 0; i < f->out.len && i < 128; i++)
-			fprintf(stderr, "%02x%s", (unsigned char)f->out.data[i],
+	if (f->mf->out.len != want->len || memcmp(f->mf->out.data, want->b, want->len) != 0) {
+		fprintf(stderr, "got %zu bytes, want %zu\n", f->mf->out.len, want->len);
+		for (size_t i = 0; i < f->mf->out.len && i < 128; i++)
+			fprintf(stderr, "%02x%s", (unsigned char)f->mf->out.data[i],
 				i % 24 == 23 ? "\n" : " ");
 		fprintf(stderr, "\n");
 		fail();
@@ -238,8 +221,8 @@ static uint64_t do_set(struct fx *f, const char *key, const char *val, uint32_t 
 	add_req(&req, MC_BIN_SET, ext, 8, key, val, strlen(val), 0);
 	feed(f, req.b, req.len);
 	assert_int_equal(f->rc, MC_FEED_MORE);
-	assert_int_equal(f->out.len, 24);
-	assert_int_equal(f->out.data[7], 0);
+	assert_int_equal(f->mf->out.len, 24);
+	assert_int_equal(f->mf->out.data[7], 0);
 	return out_cas(f);
 }
 
@@ -268,7 +251,7 @@ static void test_set_get_getk(void **state)
 	add_resp(&want, MC_BIN_GETK, MC_BIN_KEY_ENOENT, NULL, 0, "km", NULL, 0, 0);
 	assert_out(f, &want);
 
-	struct mc_worker_stats *st = &f->w->stats;
+	struct mc_worker_stats *st = &f->mf->worker->stats;
 	assert_int_equal(st->cmd_get, 4);
 	assert_int_equal(st->get_hits, 2);
 	assert_int_equal(st->get_misses, 2);
@@ -320,17 +303,17 @@ static void test_add_replace_cas(void **state)
 	add_err(&want, MC_BIN_REPLACE, MC_BIN_KEY_ENOENT, "Not found");
 	add_err(&want, MC_BIN_ADDQ, MC_BIN_KEY_EEXISTS, "Data exists for key.");
 	assert_out(f, &want);
-	assert_int_equal(f->w->stats.cas_badval, 2);
-	assert_int_equal(f->w->stats.cas_misses, 1);
+	assert_int_equal(f->mf->worker->stats.cas_badval, 2);
+	assert_int_equal(f->mf->worker->stats.cas_misses, 1);
 
 	/* The right CAS stores and returns a new one. */
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_SET, ext, 8, "k1", "c", 1, cas);
 	feed(f, req.b, req.len);
-	assert_int_equal(f->out.len, 24);
-	assert_int_equal(f->out.data[7], 0);
+	assert_int_equal(f->mf->out.len, 24);
+	assert_int_equal(f->mf->out.data[7], 0);
 	assert_true(out_cas(f) != cas && out_cas(f) != 0);
-	assert_int_equal(f->w->stats.cas_hits, 1);
+	assert_int_equal(f->mf->worker->stats.cas_hits, 1);
 
 	/* Quiet successes say nothing; ADD and REPLACE work. */
 	pkt_reset(&req);
@@ -345,8 +328,8 @@ static void test_add_replace_cas(void **state)
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_GET, NULL, 0, "q1", NULL, 0, 0);
 	feed(f, req.b, req.len);
-	assert_int_equal(f->out.len, 24 + 4 + 1);
-	assert_int_equal(f->out.data[28], '3');
+	assert_int_equal(f->mf->out.len, 24 + 4 + 1);
+	assert_int_equal(f->mf->out.data[28], '3');
 }
 
 static void test_append_prepend(void **state)
@@ -359,7 +342,7 @@ static void test_append_prepend(void **state)
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_APPEND, NULL, 0, "k1", "W", 1, 0);
 	feed(f, req.b, req.len);
-	assert_int_equal(f->out.len, 24);
+	assert_int_equal(f->mf->out.len, 24);
 	uint64_t cas2 = out_cas(f);
 	assert_true(cas2 != cas);
 
@@ -380,9 +363,9 @@ static void test_append_prepend(void **state)
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_GET, NULL, 0, "k1", NULL, 0, 0);
 	feed(f, req.b, req.len);
-	assert_int_equal(f->out.len, 24 + 4 + 7);
-	assert_memory_equal(f->out.data + 24, flags, 4);   /* flags kept */
-	assert_memory_equal(f->out.data + 28, "PhelloW", 7);
+	assert_int_equal(f->mf->out.len, 24 + 4 + 7);
+	assert_memory_equal(f->mf->out.data + 24, flags, 4);   /* flags kept */
+	assert_memory_equal(f->mf->out.data + 28, "PhelloW", 7);
 }
 
 static void test_delete(void **state)
@@ -402,8 +385,8 @@ static void test_delete(void **state)
 	add_err(&want, MC_BIN_DELETE, MC_BIN_KEY_ENOENT, "Not found");
 	add_err(&want, MC_BIN_DELETEQ, MC_BIN_KEY_ENOENT, "Not found");
 	assert_out(f, &want);
-	assert_int_equal(f->w->stats.delete_hits, 1);
-	assert_int_equal(f->w->stats.delete_misses, 2);
+	assert_int_equal(f->mf->worker->stats.delete_hits, 1);
+	assert_int_equal(f->mf->worker->stats.delete_misses, 2);
 
 	do_set(f, "d", "x", 0);
 	pkt_reset(&req);
@@ -428,7 +411,7 @@ static void test_incr_decr(void **state)
 	pkt_reset(&want);
 	add_err(&want, MC_BIN_INCREMENT, MC_BIN_KEY_ENOENT, "Not found");
 	assert_out(f, &want);
-	assert_int_equal(f->w->stats.incr_misses, 1);
+	assert_int_equal(f->mf->worker->stats.incr_misses, 1);
 
 	/* Miss otherwise: created with 'initial'. */
 	incr_ext(ext, 1, 10, 0);
@@ -460,7 +443,7 @@ static void test_incr_decr(void **state)
 	pkt_reset(&want);
 	add_resp(&want, MC_BIN_DECREMENT, 0, NULL, 0, NULL, val, 8, out_cas(f));
 	assert_out(f, &want);
-	assert_int_equal(f->w->stats.decr_hits, 1);
+	assert_int_equal(f->mf->worker->stats.decr_hits, 1);
 
 	/* Non-numeric, CAS mismatch, quiet. */
 	do_set(f, "t", "text", 0);
@@ -511,9 +494,9 @@ static void test_touch_gat(void **state)
 	add_resp(&want, MC_BIN_GATQ, 0, flags, 4, NULL, "hello", 5, cas);
 	add_resp(&want, MC_BIN_GATKQ, 0, flags, 4, "k1", "hello", 5, cas);
 	assert_out(f, &want);
-	assert_int_equal(f->w->stats.cmd_touch, 10);
-	assert_int_equal(f->w->stats.touch_hits, 5);
-	assert_int_equal(f->w->stats.touch_misses, 5);
+	assert_int_equal(f->mf->worker->stats.cmd_touch, 10);
+	assert_int_equal(f->mf->worker->stats.touch_hits, 5);
+	assert_int_equal(f->mf->worker->stats.touch_misses, 5);
 
 	/* The new exptime took: the key expires. */
 	cache_clock_set_manual(cache_clock_now());
@@ -521,7 +504,7 @@ static void test_touch_gat(void **state)
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_TOUCH, ext, 4, "k1", NULL, 0, 0);
 	feed(f, req.b, req.len);
-	assert_int_equal(f->out.data[7], 0);
+	assert_int_equal(f->mf->out.data[7], 0);
 	cache_clock_advance(5);
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_GET, NULL, 0, "k1", NULL, 0, 0);
@@ -556,8 +539,8 @@ static void test_flush(void **state)
 	add_req(&req, MC_BIN_FLUSHQ, ext, 4, NULL, NULL, 0, 0);
 	add_req(&req, MC_BIN_GETK, NULL, 0, "b", NULL, 0, 0);
 	feed(f, req.b, req.len);
-	assert_int_equal(f->out.len, 24 + 4 + 1 + 1);
-	assert_int_equal((unsigned char)f->out.data[1], MC_BIN_GETK);
+	assert_int_equal(f->mf->out.len, 24 + 4 + 1 + 1);
+	assert_int_equal((unsigned char)f->mf->out.data[1], MC_BIN_GETK);
 	cache_clock_advance(20);
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_GET, NULL, 0, "b", NULL, 0, 0);
@@ -566,7 +549,7 @@ static void test_flush(void **state)
 	add_err(&want, MC_BIN_GET, MC_BIN_KEY_ENOENT, "Not found");
 	assert_out(f, &want);
 	cache_clock_set_real();
-	assert_int_equal(f->w->stats.cmd_flush, 2);
+	assert_int_equal(f->mf->worker->stats.cmd_flush, 2);
 }
 
 static void test_noop_version_quit(void **state)
@@ -597,7 +580,7 @@ static void test_noop_version_quit(void **state)
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_QUITQ, NULL, 0, NULL, NULL, 0, 0);
 	feed(f, req.b, req.len);
-	assert_int_equal(f->out.len, 0);
+	assert_int_equal(f->mf->out.len, 0);
 	assert_int_equal(f->rc, MC_FEED_CLOSE);
 }
 
@@ -605,15 +588,15 @@ static void test_noop_version_quit(void **state)
 static size_t count_packets(const struct fx *f, size_t *last_bodylen)
 {
 	size_t n = 0, off = 0;
-	while (off + 24 <= f->out.len) {
-		const unsigned char *h = (const unsigned char *)f->out.data + off;
+	while (off + 24 <= f->mf->out.len) {
+		const unsigned char *h = (const unsigned char *)f->mf->out.data + off;
 		assert_int_equal(h[0], 0x81);
 		uint32_t bl = ((uint32_t)h[8] << 24) | (h[9] << 16) | (h[10] << 8) | h[11];
 		*last_bodylen = bl;
 		off += 24 + bl;
 		n++;
 	}
-	assert_int_equal(off, f->out.len);
+	assert_int_equal(off, f->mf->out.len);
 	return n;
 }
 
@@ -627,7 +610,7 @@ static void test_stat(void **state)
 	feed(f, req.b, req.len);
 	assert_true(count_packets(f, &last) > 5);
 	assert_int_equal(last, 0);        /* ends with an empty stat */
-	assert_int_equal(f->out.data[1], MC_BIN_STAT);
+	assert_int_equal(f->mf->out.data[1], MC_BIN_STAT);
 
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_STAT, NULL, 0, "nosuchgroup", NULL, 0, 0);
@@ -659,14 +642,14 @@ static void test_stat(void **state)
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_GET, NULL, 0, "x", NULL, 0, 0);
 	feed(f, req.b, req.len);
-	assert_true(f->w->stats.cmd_get > 0);
+	assert_true(f->mf->worker->stats.cmd_get > 0);
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_STAT, NULL, 0, "reset", NULL, 0, 0);
 	feed(f, req.b, req.len);
 	pkt_reset(&want);
 	add_resp(&want, MC_BIN_STAT, 0, NULL, 0, NULL, NULL, 0, 0);
 	assert_out(f, &want);
-	assert_int_equal(f->w->stats.cmd_get, 0);
+	assert_int_equal(f->mf->worker->stats.cmd_get, 0);
 }
 
 static void test_sasl_and_unknown(void **state)
@@ -782,7 +765,7 @@ static void test_framing_errors(void **state)
 			cases[i].val, cases[i].val ? strlen(cases[i].val) : 0, 0);
 		check_fatal(f, &bad, MC_BIN_EINVAL, cases[i].op);
 	}
-	assert_true(f->w->stats.protocol_errors >= 20);
+	assert_true(f->mf->worker->stats.protocol_errors >= 20);
 }
 
 static void test_too_large(void **state)
@@ -811,7 +794,7 @@ static void test_too_large(void **state)
 	add_err(&want, MC_BIN_APPEND, MC_BIN_E2BIG, "Too large.");
 	add_resp(&want, MC_BIN_NOOP, 0, NULL, 0, NULL, NULL, 0, 0);
 	assert_out(f, &want);
-	assert_int_equal(f->w->stats.store_too_large, 3);
+	assert_int_equal(f->mf->worker->stats.store_too_large, 3);
 
 	/* A 4 GiB body: answered at once, swallowed as it comes. */
 	fx_reconnect(f);
@@ -823,7 +806,7 @@ static void test_too_large(void **state)
 	pkt_reset(&want);
 	add_err(&want, MC_BIN_SET, MC_BIN_E2BIG, "Too large.");
 	assert_out(f, &want);
-	assert_int_equal(f->s->bin.phase, MC_BIN_PHASE_SWALLOW);
+	assert_int_equal(f->mf->session->bin.phase, MC_BIN_PHASE_SWALLOW);
 }
 
 /* A full cache that may not evict: ENOMEM with memcached's text, the body
@@ -847,8 +830,8 @@ static void test_no_memory(void **state)
 	struct mc_server *srv = mc_server_create(&sc);
 	assert_non_null(srv);
 	/* The fixture's worker goes away first: one attached cache per thread. */
-	mc_session_destroy(&f->s);
-	mc_worker_destroy(&f->w);
+	mc_session_destroy(&f->mf->session);
+	mc_worker_destroy(&f->mf->worker);
 	struct mc_worker *w = mc_worker_create(srv);
 	assert_non_null(w);
 	struct mc_session *s = mc_session_create(w);
@@ -862,11 +845,11 @@ static void test_no_memory(void **state)
 		add_req(&req, MC_BIN_SET, ext, 8, key, val, sizeof(val), 0);
 		add_req(&req, MC_BIN_NOOP, NULL, 0, NULL, NULL, 0, 0);
 		size_t used = 0;
-		f->out.len = 0;
+		f->mf->out.len = 0;
 		assert_int_equal(mc_session_feed(s, (const char *)req.b, req.len,
-						 &used, &f->out), MC_FEED_MORE);
+						 &used, &f->mf->out), MC_FEED_MORE);
 		assert_int_equal(used, req.len);
-		if ((unsigned char)f->out.data[7] == MC_BIN_ENOMEM) {
+		if ((unsigned char)f->mf->out.data[7] == MC_BIN_ENOMEM) {
 			pkt_reset(&want);
 			add_err(&want, MC_BIN_SET, MC_BIN_ENOMEM,
 				"Out of memory allocating item");
@@ -897,7 +880,7 @@ static void test_value_streamed(void **state)
 
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_SET, ext, 8, "s", val, sizeof(val), 0);
-	f->out.len = 0;
+	f->mf->out.len = 0;
 	/* Header+extras+key first, then the value 1000 bytes at a time: each
 	 * call consumes all it is given. */
 	size_t head = 24 + 8 + 1, off = 0;
@@ -908,12 +891,12 @@ static void test_value_streamed(void **state)
 		assert_int_equal(feed_chunk(f, (const char *)req.b + off, n), 0);
 		off += n;
 	}
-	assert_int_equal(f->out.len, 24);
+	assert_int_equal(f->mf->out.len, 24);
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_GET, NULL, 0, "s", NULL, 0, 0);
 	feed(f, req.b, req.len);
-	assert_int_equal(f->out.len, 24 + 4 + sizeof(val));
-	assert_memory_equal(f->out.data + 28, val, sizeof(val));
+	assert_int_equal(f->mf->out.len, 24 + 4 + sizeof(val));
+	assert_memory_equal(f->mf->out.data + 28, val, sizeof(val));
 }
 
 /* ---- every byte boundary ------------------------------------------------- */
@@ -956,11 +939,11 @@ static void test_split_every_byte(void **state)
 	fx_reconnect(f);
 	feed(f, seq.b, seq.len);
 	assert_int_equal(f->rc, MC_FEED_MORE);
-	mask_cas(f->out.data, f->out.len);
-	size_t ref_len = f->out.len;
+	mask_cas(f->mf->out.data, f->mf->out.len);
+	size_t ref_len = f->mf->out.len;
 	char *ref = malloc(ref_len);
 	assert_non_null(ref);
-	memcpy(ref, f->out.data, ref_len);
+	memcpy(ref, f->mf->out.data, ref_len);
 
 	for (size_t cut = 1; cut < seq.len; cut++) {
 		fx_reconnect(f);
@@ -970,9 +953,9 @@ static void test_split_every_byte(void **state)
 		left = feed_chunk(f, (const char *)seq.b + off, seq.len - off);
 		assert_int_equal(left, 0);
 		assert_int_equal(f->rc, MC_FEED_MORE);
-		mask_cas(f->out.data, f->out.len);
-		assert_int_equal(f->out.len, ref_len);
-		assert_memory_equal(f->out.data, ref, ref_len);
+		mask_cas(f->mf->out.data, f->mf->out.len);
+		assert_int_equal(f->mf->out.len, ref_len);
+		assert_memory_equal(f->mf->out.data, ref, ref_len);
 	}
 	free(ref);
 }
@@ -990,20 +973,20 @@ static void test_pause_between_quiet_gets(void **state)
 		add_req(&many, MC_BIN_GETQ, NULL, 0, "p", NULL, 0, 0);
 	add_req(&many, MC_BIN_NOOP, NULL, 0, NULL, NULL, 0, 0);
 
-	f->out.len = 0;
+	f->mf->out.len = 0;
 	size_t off = 0;
 	int pauses = 0;
 	size_t max_out = 0;
 	while (off < many.len) {
 		size_t used = 0;
-		int rc = mc_session_feed(f->s, (const char *)many.b + off,
-					 many.len - off, &used, &f->out);
+		int rc = mc_session_feed(f->mf->session, (const char *)many.b + off,
+					 many.len - off, &used, &f->mf->out);
 		off += used;
-		if (f->out.len > max_out)
-			max_out = f->out.len;
+		if (f->mf->out.len > max_out)
+			max_out = f->mf->out.len;
 		if (rc == MC_FEED_PAUSE) {
 			pauses++;
-			f->out.len = 0;              /* "sent" */
+			f->mf->out.len = 0;              /* "sent" */
 		} else {
 			assert_int_equal(rc, MC_FEED_MORE);
 		}
@@ -1035,12 +1018,12 @@ static void test_random_after_magic(void **state)
 			buf[11] %= 64;
 		}
 		size_t used = 0;
-		int rc = mc_session_feed(f->s, (const char *)buf, n, &used, &f->out);
+		int rc = mc_session_feed(f->mf->session, (const char *)buf, n, &used, &f->mf->out);
 		assert_true(used <= n);
 		assert_true(rc == MC_FEED_MORE || rc == MC_FEED_CLOSE ||
 			    rc == MC_FEED_PAUSE);
-		cache_thread_quiescent(mc_worker_cache_thread(f->w));
-		f->out.len = 0;
+		cache_thread_quiescent(mc_worker_cache_thread(f->mf->worker));
+		f->mf->out.len = 0;
 	}
 }
 
@@ -1054,21 +1037,21 @@ static void test_run_buffer(void **state)
 
 	pkt_reset(&req);
 	add_req(&req, MC_BIN_SET, ext, 8, "rb", "v", 1, 0);
-	f->out.len = 0;
-	assert_int_equal(mc_binary_run_buffer(f->w, (const char *)req.b, req.len,
-					      &f->out), 0);
-	assert_int_equal(f->out.len, 24);
+	f->mf->out.len = 0;
+	assert_int_equal(mc_binary_run_buffer(f->mf->worker, (const char *)req.b, req.len,
+					      &f->mf->out), 0);
+	assert_int_equal(f->mf->out.len, 24);
 	/* Cut short: the value never completes. */
-	f->out.len = 0;
-	assert_int_equal(mc_binary_run_buffer(f->w, (const char *)req.b, req.len - 1,
-					      &f->out), -EINVAL);
-	assert_int_equal(f->out.len, 0);
+	f->mf->out.len = 0;
+	assert_int_equal(mc_binary_run_buffer(f->mf->worker, (const char *)req.b, req.len - 1,
+					      &f->mf->out), -EINVAL);
+	assert_int_equal(f->mf->out.len, 0);
 	/* The NOOP alone. */
 	size_t at = req.len;
 	add_req(&req, MC_BIN_NOOP, NULL, 0, NULL, NULL, 0, 0);
-	assert_int_equal(mc_binary_run_buffer(f->w, (const char *)req.b + at,
-					      req.len - at, &f->out), 0);
-	assert_int_equal(f->out.len, 24);
+	assert_int_equal(mc_binary_run_buffer(f->mf->worker, (const char *)req.b + at,
+					      req.len - at, &f->mf->out), 0);
+	assert_int_equal(f->mf->out.len, 24);
 }
 
 int main(void)

@@ -12,32 +12,25 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "tests/memcache/mc_test_util.h"
+
 #include "cache/cache.h"
 #include "dataplane/memcache/mc_internal.h"
 
 struct fx {
-	struct cache *cache;
-	struct mc_server *server;
-	struct mc_worker *w;
-	struct mc_buf out;
+	struct mc_fixture *mf; /* cache, server (UDP on), worker, out */
 };
 
 static int fx_setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	struct cache_config cc = {
+	struct mc_fixture_opts o = {
 		.mem_limit = 32u * 1024u * 1024u,
-		.item_size_max = 1024u * 1024u,
+		.udp_enabled = true,
 	};
+	struct fx *f = calloc(1, sizeof(*f));
+
 	assert_non_null(f);
-	f->cache = cache_create(&cc);
-	assert_non_null(f->cache);
-	struct mc_server_config sc = { .cache = f->cache, .udp_enabled = true };
-	f->server = mc_server_create(&sc);
-	assert_non_null(f->server);
-	f->w = mc_worker_create(f->server);
-	assert_non_null(f->w);
-	mc_buf_init(&f->out);
+	f->mf = mc_fixture_create(&o);
 	*state = f;
 	return 0;
 }
@@ -45,10 +38,7 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
-	mc_buf_deinit(&f->out);
-	mc_worker_destroy(&f->w);
-	mc_server_destroy(&f->server);
-	cache_destroy(&f->cache);
+	mc_fixture_destroy(&f->mf);
 	free(f);
 	return 0;
 }
@@ -56,7 +46,7 @@ static int fx_teardown(void **state)
 /* The reply a TCP connection gets for the same bytes. */
 static void tcp_reply(struct fx *f, const void *req, size_t len, struct mc_buf *reply)
 {
-	struct mc_session *s = mc_session_create(f->w);
+	struct mc_session *s = mc_session_create(f->mf->worker);
 	size_t used = 0;
 	assert_non_null(s);
 	reply->len = 0;
@@ -80,14 +70,14 @@ static unsigned udp_send(struct fx *f, uint16_t rid, uint16_t seq, uint16_t tota
 	dgram[5] = (char)total;
 	dgram[6] = dgram[7] = 0;
 	memcpy(dgram + 8, payload, len);
-	f->out.len = 0;
-	unsigned n = mc_udp_handle(f->w, dgram, len + 8, &f->out);
-	cache_thread_quiescent(mc_worker_cache_thread(f->w));
+	f->mf->out.len = 0;
+	unsigned n = mc_udp_handle(f->mf->worker, dgram, len + 8, &f->mf->out);
+	cache_thread_quiescent(mc_worker_cache_thread(f->mf->worker));
 	return n;
 }
 
 /*
- * Checks the framing of n datagrams in f->out (every one but the last is
+ * Checks the framing of n datagrams in f->mf->out (every one but the last is
  * MC_UDP_MAX_PAYLOAD bytes; ids, sequence numbers, totals) and reassembles
  * their payload into 'payload'.
  */
@@ -96,8 +86,8 @@ static void check_frames(struct fx *f, unsigned n, uint16_t rid, struct mc_buf *
 	size_t off = 0;
 	payload->len = 0;
 	for (unsigned i = 0; i < n; i++) {
-		const unsigned char *h = (const unsigned char *)f->out.data + off;
-		size_t dlen = i + 1 < n ? MC_UDP_MAX_PAYLOAD : f->out.len - off;
+		const unsigned char *h = (const unsigned char *)f->mf->out.data + off;
+		size_t dlen = i + 1 < n ? MC_UDP_MAX_PAYLOAD : f->mf->out.len - off;
 		assert_true(dlen > MC_UDP_HEADER_SIZE);
 		assert_true(dlen <= MC_UDP_MAX_PAYLOAD);
 		assert_int_equal((h[0] << 8) | h[1], rid);
@@ -107,7 +97,7 @@ static void check_frames(struct fx *f, unsigned n, uint16_t rid, struct mc_buf *
 		assert_int_equal(mc_buf_append(payload, h + 8, dlen - 8), 0);
 		off += dlen;
 	}
-	assert_int_equal(off, f->out.len);
+	assert_int_equal(off, f->mf->out.len);
 }
 
 static char big_value[5000];
@@ -176,7 +166,7 @@ static void test_binary_get_multi_datagram(void **state)
 	q[11] = 2;
 	memcpy(q + 24, "no", 2);
 	assert_int_equal(udp_send(f, 8, 0, 1, q, sizeof(q)), 0);
-	assert_int_equal(f->out.len, 0);
+	assert_int_equal(f->mf->out.len, 0);
 
 	mc_buf_deinit(&tcp);
 	mc_buf_deinit(&payload);
@@ -188,27 +178,27 @@ static void test_small_requests(void **state)
 	static const char set[] = "set u 0 0 1\r\nz\r\n";
 
 	assert_int_equal(udp_send(f, 1, 0, 1, set, sizeof(set) - 1), 1);
-	assert_int_equal(f->out.len, 8 + 8);
-	assert_memory_equal(f->out.data, "\x00\x01\x00\x00\x00\x01\x00\x00STORED\r\n", 16);
+	assert_int_equal(f->mf->out.len, 8 + 8);
+	assert_memory_equal(f->mf->out.data, "\x00\x01\x00\x00\x00\x01\x00\x00STORED\r\n", 16);
 
 	static const char get[] = "get u\r\n";
 	assert_int_equal(udp_send(f, 0xffff, 0, 1, get, sizeof(get) - 1), 1);
-	assert_memory_equal(f->out.data, "\xff\xff\x00\x00\x00\x01\x00\x00"
+	assert_memory_equal(f->mf->out.data, "\xff\xff\x00\x00\x00\x01\x00\x00"
 			    "VALUE u 0 1\r\nz\r\nEND\r\n", 8 + 21);
 
 	/* A line ending in a bare \n is one request too. */
 	static const char ver[] = "version\n";
 	assert_int_equal(udp_send(f, 2, 0, 1, ver, sizeof(ver) - 1), 1);
-	assert_memory_equal(f->out.data + 8, "VERSION ", 8);
+	assert_memory_equal(f->mf->out.data + 8, "VERSION ", 8);
 
 	/* Binary NOOP: the opaque comes back. */
 	unsigned char noop[24] = { 0x80, MC_BIN_NOOP };
 	memcpy(noop + 12, "\xde\xad\xbe\xef", 4);
 	assert_int_equal(udp_send(f, 3, 0, 1, noop, sizeof(noop)), 1);
-	assert_int_equal(f->out.len, 8 + 24);
-	assert_int_equal((unsigned char)f->out.data[8], 0x81);
-	assert_memory_equal(f->out.data + 8 + 12, "\xde\xad\xbe\xef", 4);
-	assert_int_equal(f->w->stats.udp_dropped, 0);
+	assert_int_equal(f->mf->out.len, 8 + 24);
+	assert_int_equal((unsigned char)f->mf->out.data[8], 0x81);
+	assert_memory_equal(f->mf->out.data + 8 + 12, "\xde\xad\xbe\xef", 4);
+	assert_int_equal(f->mf->worker->stats.udp_dropped, 0);
 }
 
 static void test_bad_headers_dropped(void **state)
@@ -222,11 +212,11 @@ static void test_bad_headers_dropped(void **state)
 	assert_int_equal(udp_send(f, 1, 0, 0, get, sizeof(get) - 1), 0);
 	/* Nothing after the header, or not even a header. */
 	assert_int_equal(udp_send(f, 1, 0, 1, "", 0), 0);
-	f->out.len = 0;
-	assert_int_equal(mc_udp_handle(f->w, "\x00\x01\x00\x00\x00\x01\x00", 7, &f->out), 0);
-	assert_int_equal(mc_udp_handle(f->w, "", 0, &f->out), 0);
-	assert_int_equal(f->out.len, 0);
-	assert_int_equal(f->w->stats.udp_dropped, 6);
+	f->mf->out.len = 0;
+	assert_int_equal(mc_udp_handle(f->mf->worker, "\x00\x01\x00\x00\x00\x01\x00", 7, &f->mf->out), 0);
+	assert_int_equal(mc_udp_handle(f->mf->worker, "", 0, &f->mf->out), 0);
+	assert_int_equal(f->mf->out.len, 0);
+	assert_int_equal(f->mf->worker->stats.udp_dropped, 6);
 }
 
 static void test_one_request_per_datagram(void **state)
@@ -246,7 +236,7 @@ static void test_one_request_per_datagram(void **state)
 	unsigned char noop[25] = { 0x80, MC_BIN_NOOP };
 	assert_int_equal(udp_send(f, 1, 0, 1, noop, sizeof(noop)), 0);
 	assert_int_equal(udp_send(f, 1, 0, 1, noop, 20), 0);
-	assert_int_equal(f->w->stats.udp_dropped, 6);
+	assert_int_equal(f->mf->worker->stats.udp_dropped, 6);
 }
 
 static void test_refused_over_udp(void **state)
@@ -259,28 +249,28 @@ static void test_refused_over_udp(void **state)
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		assert_int_equal(udp_send(f, 9, 0, 1, cmds[i], strlen(cmds[i])), 1);
-		assert_int_equal(f->out.len, 8 + sizeof(refused) - 1);
-		assert_memory_equal(f->out.data + 8, refused, sizeof(refused) - 1);
+		assert_int_equal(f->mf->out.len, 8 + sizeof(refused) - 1);
+		assert_memory_equal(f->mf->out.data + 8, refused, sizeof(refused) - 1);
 	}
-	assert_int_equal(f->w->stats.cmd_flush, 0);
+	assert_int_equal(f->mf->worker->stats.cmd_flush, 0);
 
 	/* Smuggled: the text parser rejects the bad flags without swallowing
 	 * the data block, which would then run as a command (memcached too). */
 	static const char smuggled[] = "set k abc 0 11\r\nflush_all\r\n\r\n";
 	assert_int_equal(udp_send(f, 9, 0, 1, smuggled, sizeof(smuggled) - 1), 1);
-	assert_memory_equal(f->out.data + 8, refused, sizeof(refused) - 1);
-	assert_int_equal(f->w->stats.cmd_flush, 0);
+	assert_memory_equal(f->mf->out.data + 8, refused, sizeof(refused) - 1);
+	assert_int_equal(f->mf->worker->stats.cmd_flush, 0);
 
 	const uint8_t ops[] = { MC_BIN_STAT, MC_BIN_FLUSH, MC_BIN_FLUSHQ };
 	for (size_t i = 0; i < sizeof(ops); i++) {
 		unsigned char req[24] = { 0x80, ops[i] };
 		assert_int_equal(udp_send(f, 9, 0, 1, req, sizeof(req)), 1);
-		const unsigned char *r = (const unsigned char *)f->out.data + 8;
+		const unsigned char *r = (const unsigned char *)f->mf->out.data + 8;
 		assert_int_equal(r[0], 0x81);
 		assert_int_equal(r[1], ops[i]);
 		assert_int_equal((r[6] << 8) | r[7], MC_BIN_NOT_SUPPORTED);
 	}
-	assert_int_equal(f->w->stats.cmd_flush, 0);
+	assert_int_equal(f->mf->worker->stats.cmd_flush, 0);
 }
 
 int main(void)
