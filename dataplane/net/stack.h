@@ -51,6 +51,10 @@ struct net_port {
 			   unsigned l2_len, unsigned l3_len);
 	bool tx_ip_cksum_offload;     /* port can fill IPv4 header checksums */
 	bool tx_l4_cksum_offload;     /* port can fill TCP/UDP checksums */
+	/* Gives back a frame from frame_alloc that will not be sent (a TCP
+	 * segment whose peer MAC is unknown). May be NULL: the stack then
+	 * turns the buffer into a (redundant) ARP request instead. */
+	void (*frame_free)(void *port, void *pkt);
 };
 
 /* A UDP peer, host byte order. */
@@ -166,7 +170,9 @@ int net_flow_owner(const uint8_t *frame, size_t len, unsigned ncores);
 
 /* ---- internet checksum (RFC 1071), exposed for the backend and tests --- */
 
-/* One's-complement sum of a buffer, folded to 16 bits, not inverted. */
+/* One's-complement sum of a buffer, folded to 16 bits, not inverted. 'sum'
+ * and the result are host-order values (the sum of the big-endian 16-bit
+ * words): store ~result with htons. Any length and alignment. */
 uint16_t net_cksum_partial(const void *data, size_t len, uint32_t sum);
 
 #endif /* DPCACHE_NET_STACK_H */

@@ -20,7 +20,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/dpcache-fuzz.XXXXXX")
 status=0
 ran=0
 
-for name in fuzz_text fuzz_binary fuzz_udp; do
+for name in fuzz_text fuzz_binary fuzz_udp fuzz_stack; do
 	bin=$builddir/tests/fuzz/$name
 	if [ ! -x "$bin" ]; then
 		echo "$name: not built in $builddir, skipped"
