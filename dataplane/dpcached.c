@@ -1,11 +1,14 @@
 /*
- * dataplane/dpcached.c - the dpcached executable with the kernel-socket
- * backend: parse flags, build cache -> protocol server -> sockets, serve
- * until SIGTERM/SIGINT (or an enabled 'shutdown' command), tear down in
- * reverse order, exit 0.
+ * dataplane/dpcached.c - the dpcached executable: parse flags, build
+ * cache -> protocol server -> data plane (--net=kernel: sockets, the
+ * default; --net=dpdk: EAL, ports and polling lcores, dataplane/net/dpdk.h),
+ * serve until SIGTERM/SIGINT (or an enabled 'shutdown' command), tear down
+ * in reverse order, exit 0.
  *
  * Exit codes: 0 clean shutdown (and -h, -V), 1 startup failure (cannot
- * bind, no memory), 2 bad command line.
+ * bind, no memory), 2 bad command line, and for --net=dpdk every failure
+ * to bring up EAL or the ports (bad EAL argument, no port, no hugepages, a
+ * port that cannot be configured).
  *
  * Signals: SIGTERM and SIGINT are blocked before any thread starts, so
  * every thread inherits the mask and only the main thread's sigwait() sees
@@ -24,6 +27,10 @@
 #include "dataplane/kernel/kernel.h"
 #include "dataplane/memcache/mc.h"
 #include "dataplane/options.h"
+#ifdef DPCACHE_HAVE_DPDK
+#include "dataplane/net/dpdk.h"
+#include "dataplane/net/fault.h"
+#endif
 
 #define PROG "dpcached"
 
@@ -79,6 +86,115 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
+#ifdef DPCACHE_HAVE_DPDK
+/*
+ * --net=dpdk. EAL's main lcore is this thread: it builds everything, then
+ * only waits for signals; the polling lcores serve. SIGTERM/SIGINT are
+ * blocked before rte_eal_init so EAL's threads inherit the mask.
+ */
+static int run_dpdk(const struct dp_settings *set, char *argv0)
+{
+	struct dp_dpdk_config dc;
+	struct cache_config cc;
+	struct mc_server_config sc;
+	struct cache *cache = NULL;
+	struct mc_server *server = NULL;
+	struct dp_dpdk *d = NULL;
+	char *eal_default[2] = { argv0, NULL };
+	char **eal_argv = set->eal_argc > 0 ? set->eal_argv : eal_default;
+	int eal_argc = set->eal_argc > 0 ? set->eal_argc : 1;
+	sigset_t sigs;
+	char err[256], line[128];
+	int sig = 0, rc, status = 1;
+
+	memset(&dc, 0, sizeof(dc));
+	if (fault_config_parse(&dc.fault, set->fault) != 0) {
+		fprintf(stderr, PROG ": invalid value '%s' for --fault: expected "
+			"e.g. drop=5,dup=1,reorder=2,delay=1:2000,seed=42\n",
+			set->fault);
+		return 2;
+	}
+	dc.fault_spec = set->fault;
+	dc.ip = set->ip;
+	dc.prefix_len = (uint8_t)set->prefix_len;
+	dc.gateway = set->gateway;
+	dc.tcp_port = (uint16_t)set->tcp_port;
+	dc.udp_port = (uint16_t)set->udp_port;
+	dc.max_conns = set->max_conns;
+	dc.tcp_rto_min_us = set->tcp_rto_min_ms * 1000u;
+	dc.tcp_time_wait_us = set->tcp_time_wait_ms * 1000u;
+	dc.poll_idle_us = set->poll_idle_us;
+	dc.verbosity = set->verbose;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	d = dp_dpdk_create(&dc, eal_argc, eal_argv, err, sizeof(err));
+	if (d == NULL) {
+		fprintf(stderr, PROG ": dpdk: %s\n", err);
+		return 2;
+	}
+
+	memset(&cc, 0, sizeof(cc));
+	cc.mem_limit = (size_t)set->memory_mb * 1024 * 1024;
+	cc.item_size_max = set->item_size_max;
+	cc.no_evict = set->no_evict;
+	cc.max_threads = dp_dpdk_workers(d) + 8;
+	cache = cache_create(&cc);
+	if (cache == NULL) {
+		fprintf(stderr, PROG ": cannot create the cache: %s\n",
+			strerror(errno));
+		goto out;
+	}
+
+	memset(&sc, 0, sizeof(sc));
+	sc.cache = cache;
+	sc.item_size_max = set->item_size_max;
+	sc.shutdown_enabled = set->enable_shutdown;
+	sc.udp_enabled = set->udp_port != 0;
+	sc.verbosity = set->verbose;
+	sc.max_conns = set->max_conns;
+	sc.num_threads = dp_dpdk_workers(d);
+	sc.transport_stats = dp_dpdk_stats;
+	sc.transport_arg = d;
+	sc.on_shutdown = request_shutdown;
+	server = mc_server_create(&sc);
+	if (server == NULL) {
+		fprintf(stderr, PROG ": cannot create the protocol server\n");
+		goto out;
+	}
+
+	rc = dp_dpdk_start(d, server);
+	if (rc != 0) {
+		fprintf(stderr, PROG ": dpdk: cannot start the polling lcores: %s\n",
+			strerror(-rc));
+		goto out;
+	}
+	if (set->verbose >= 1) {
+		dp_dpdk_describe(d, line, sizeof(line));
+		fprintf(stderr, PROG ": dpdk: %s\n", line);
+	}
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	if (set->verbose >= 1)
+		fprintf(stderr, PROG ": %s, shutting down\n",
+			sig == SIGINT ? "SIGINT" : "SIGTERM");
+	status = 0;
+out:
+	/* The lcores first (they free their mc_workers), then the protocol
+	 * and the cache, then ports and EAL. */
+	dp_dpdk_stop(d);
+	mc_server_destroy(&server);
+	cache_destroy(&cache);
+	dp_dpdk_destroy(&d);
+	return status;
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	struct dp_settings set;
@@ -105,6 +221,15 @@ int main(int argc, char **argv)
 	if (set.version) {
 		printf(PROG " %s\n", DPCACHE_VERSION);
 		return 0;
+	}
+	if (set.net == DP_NET_DPDK) {
+#ifdef DPCACHE_HAVE_DPDK
+		return run_dpdk(&set, argv[0]);
+#else
+		fprintf(stderr, PROG ": --net=dpdk: this dpcached was built "
+			"without DPDK (install libdpdk-dev and rebuild)\n");
+		return 2;
+#endif
 	}
 
 	/* Before any thread exists (the cache starts its sweeper). */

@@ -10,6 +10,7 @@
  */
 #include "dataplane/options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -30,6 +31,8 @@ enum dp_opt_type {
 	DP_OPT_USER,        /* char[DP_USER_MAX], a user name */
 	DP_OPT_BOOL,        /* bool, no argument: sets true */
 	DP_OPT_COUNT,       /* int, no argument: +1 per use (-vv) */
+	DP_OPT_NET,         /* enum dp_net: "kernel" or "dpdk" */
+	DP_OPT_TEXT,        /* char[DP_TEXT_MAX]; checked by validate() */
 	DP_OPT_UNSUPPORTED, /* memcached flag we refuse; help = why */
 };
 
@@ -75,7 +78,24 @@ static const struct dp_option dp_options[] = {
 	{ "enable-shutdown", 'A', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(enable_shutdown),
 	  "enable the ascii \"shutdown\" command" },
 	{ "user", 'u', DP_OPT_USER, "<user>", NULL, 0, 0, OFF(user),
-	  "when started as root, run as <user> once the ports are bound (as memcached)" },
+	  "when started as root, run as <user> once the ports are bound (as memcached);"
+	  " refused with --net=dpdk (EAL keeps needing root)" },
+	{ "net", 0, DP_OPT_NET, "<kernel|dpdk>", "kernel", 0, 0, OFF(net),
+	  "data plane: kernel sockets, or DPDK with EAL arguments after --" },
+	{ "ip", 0, DP_OPT_TEXT, "<addr/prefix>", NULL, 0, 0, OFF(ip_text),
+	  "dpdk: our IPv4 address and on-link prefix, e.g. 198.18.0.1/24 (required)" },
+	{ "gateway", 0, DP_OPT_TEXT, "<addr>", NULL, 0, 0, OFF(gateway_text),
+	  "dpdk: IPv4 next hop for off-link clients (default: none)" },
+	{ "fault", 0, DP_OPT_TEXT, "<spec>", NULL, 0, 0, OFF(fault),
+	  "dpdk: fault injection on every RX/TX burst, e.g. drop=5,dup=1,reorder=2,"
+	  "delay=1:2000,seed=42 (default: off)" },
+	{ "tcp-rto-min-ms", 0, DP_OPT_UINT, "<num>", "200", 1, 60000,
+	  OFF(tcp_rto_min_ms), "dpdk: TCP minimum retransmission timeout, ms" },
+	{ "tcp-time-wait-ms", 0, DP_OPT_UINT, "<num>", "1000", 1, 240000,
+	  OFF(tcp_time_wait_ms), "dpdk: TCP TIME_WAIT length, ms" },
+	{ "poll-idle-us", 0, DP_OPT_UINT, "<num>", "0", 0, 1000000,
+	  OFF(poll_idle_us),
+	  "dpdk: sleep this long after a run of empty polls (0 = busy polling)" },
 	{ "verbose", 'v', DP_OPT_COUNT, NULL, NULL, 0, 0, OFF(verbose),
 	  "verbose: errors/warnings (-v), connection open/close (-vv)" },
 	{ "help", 'h', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(help),
@@ -294,6 +314,26 @@ static int apply(const struct dp_option *o, const char *arg,
 	case DP_OPT_COUNT:
 		*(int *)field += 1;
 		return 0;
+	case DP_OPT_NET:
+		if (strcmp(arg, "kernel") == 0)
+			*(enum dp_net *)field = DP_NET_KERNEL;
+		else if (strcmp(arg, "dpdk") == 0)
+			*(enum dp_net *)field = DP_NET_DPDK;
+		else {
+			set_err(err, errlen,
+				"invalid value '%s' for %s: expected kernel or dpdk",
+				arg, label);
+			return -EINVAL;
+		}
+		return 0;
+	case DP_OPT_TEXT:
+		if (arg[0] == '\0' || strlen(arg) >= DP_TEXT_MAX) {
+			set_err(err, errlen, "invalid value '%s' for %s", arg,
+				label);
+			return -EINVAL;
+		}
+		snprintf(field, DP_TEXT_MAX, "%s", arg);
+		return 0;
 	case DP_OPT_UNSUPPORTED:
 		set_err(err, errlen, "option %s is not supported: %s", label,
 			o->help);
@@ -325,8 +365,103 @@ void dp_options_defaults(struct dp_settings *s)
 	s->threads = default_threads();
 }
 
+/* A dotted-quad IPv4 address, to host order. Returns 0 or -EINVAL. */
+static int parse_ipv4(const char *text, unsigned *out)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, text, &a) != 1)
+		return -EINVAL;
+	*out = ntohl(a.s_addr);
+	return 0;
+}
+
+/*
+ * --ip=ADDR/PREFIX and --gateway. The address must be usable as a host
+ * address on its subnet (not the network or broadcast address of a /1../30,
+ * not 0/8, loopback, multicast or class E), and the gateway must be on-link.
+ */
+static int check_dpdk_addrs(struct dp_settings *s, char *err, size_t errlen)
+{
+	char addr[DP_TEXT_MAX];
+	const char *slash = strchr(s->ip_text, '/');
+	uint64_t plen;
+	uint32_t mask, ip;
+
+	if (s->ip_text[0] == '\0') {
+		set_err(err, errlen, "--net=dpdk needs --ip=ADDR/PREFIX");
+		return -EINVAL;
+	}
+	if (slash == NULL || (size_t)(slash - s->ip_text) >= sizeof(addr) ||
+	    parse_number(slash + 1, false, &plen) != 0 || plen < 1 || plen > 32)
+		goto bad_ip;
+	memcpy(addr, s->ip_text, (size_t)(slash - s->ip_text));
+	addr[slash - s->ip_text] = '\0';
+	if (parse_ipv4(addr, &s->ip) != 0)
+		goto bad_ip;
+	ip = s->ip;
+	mask = plen == 32 ? UINT32_MAX : ~(UINT32_MAX >> plen);
+	if ((ip >> 24) == 0 || (ip >> 24) == 127 || (ip >> 28) >= 14 ||
+	    (plen <= 30 && ((ip & ~mask) == 0 || (ip & ~mask) == ~mask)))
+		goto bad_ip;
+	s->prefix_len = (unsigned)plen;
+	s->gateway = 0;
+	if (s->gateway_text[0] != '\0') {
+		if (parse_ipv4(s->gateway_text, &s->gateway) != 0 ||
+		    s->gateway == s->ip || (s->gateway & mask) != (ip & mask) ||
+		    (s->gateway >> 28) >= 14 || s->gateway == 0) {
+			set_err(err, errlen,
+				"invalid value '%s' for --gateway: expected an IPv4 "
+				"address on the --ip subnet, other than ours",
+				s->gateway_text);
+			return -EINVAL;
+		}
+	}
+	return 0;
+bad_ip:
+	set_err(err, errlen,
+		"invalid value '%s' for --ip: expected a host IPv4 address and "
+		"prefix, e.g. 198.18.0.1/24", s->ip_text);
+	return -EINVAL;
+}
+
+/* Flags of one backend given to the other. */
+static int check_backend(struct dp_settings *s, char *err, size_t errlen)
+{
+	static const char *const dpdk_only[] = {
+		"--ip", "--gateway", "--fault",
+	};
+	const char *given = NULL;
+
+	if (s->net == DP_NET_DPDK) {
+		if (s->user[0] != '\0') {
+			set_err(err, errlen,
+				"-u/--user is not supported with --net=dpdk: EAL and "
+				"the ports need root for the whole run");
+			return -EINVAL;
+		}
+		return check_dpdk_addrs(s, err, errlen);
+	}
+	if (s->ip_text[0] != '\0')
+		given = dpdk_only[0];
+	else if (s->gateway_text[0] != '\0')
+		given = dpdk_only[1];
+	else if (s->fault[0] != '\0')
+		given = dpdk_only[2];
+	if (given != NULL) {
+		set_err(err, errlen, "%s needs --net=dpdk", given);
+		return -EINVAL;
+	}
+	if (s->eal_argc > 0) {
+		set_err(err, errlen,
+			"arguments after '--' are for DPDK's EAL: they need --net=dpdk");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Cross checks that involve more than one flag. */
-static int validate(const struct dp_settings *s, char *err, size_t errlen)
+static int validate(struct dp_settings *s, char *err, size_t errlen)
 {
 	if ((uint64_t)s->item_size_max > (uint64_t)s->memory_mb * MIB) {
 		set_err(err, errlen,
@@ -339,7 +474,7 @@ static int validate(const struct dp_settings *s, char *err, size_t errlen)
 			"nothing to listen on: -p/--port and -U/--udp-port are both 0");
 		return -EINVAL;
 	}
-	return 0;
+	return check_backend(s, err, errlen);
 }
 
 /* getopt_long's lists, built from the table on each parse. */
@@ -392,6 +527,17 @@ int dp_options_parse(struct dp_settings *s, int argc, char **argv,
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
 	dp_options_defaults(s);
+	/* The first "--" ends our flags; getopt sees only what precedes it, so
+	 * it never permutes EAL's words into ours. */
+	for (int i = 1; i < argc; i++) {
+		if (argv[i] != NULL && strcmp(argv[i], "--") == 0) {
+			argv[i] = argv[0];
+			s->eal_argc = argc - i;
+			s->eal_argv = &argv[i];
+			argc = i;
+			break;
+		}
+	}
 	build_getopt_lists();
 	optind = 0;   /* glibc: full re-initialisation, so parse may repeat */
 	opterr = 0;   /* messages are ours */
@@ -440,7 +586,11 @@ int dp_options_parse(struct dp_settings *s, int argc, char **argv,
 void dp_options_usage(FILE *f, const char *prog)
 {
 	fprintf(f, "%s %s - a memcached-compatible cache\n", prog, DPCACHE_VERSION);
-	fprintf(f, "usage: %s [options]\n\n", prog);
+	fprintf(f, "usage: %s [options]\n"
+		   "       %s --net=dpdk --ip=ADDR/PREFIX [options] -- EAL_ARGS\n"
+		   "       (EAL's main lcore does the slow work; every other lcore\n"
+		   "       polls one RX/TX queue pair; -t is for --net=kernel)\n\n",
+		prog, prog);
 	for (size_t i = 0; i < ARRAY_SIZE(dp_options); i++) {
 		const struct dp_option *o = &dp_options[i];
 		char left[64];

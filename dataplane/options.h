@@ -20,6 +20,13 @@
 
 #define DP_ADDR_MAX 64          /* longest -l value, NUL included */
 #define DP_USER_MAX 64          /* longest -u value, NUL included */
+#define DP_TEXT_MAX 128         /* longest --ip/--gateway/--fault value */
+
+/* --net: which data plane serves the sockets. */
+enum dp_net {
+	DP_NET_KERNEL,              /* kernel sockets (dataplane/kernel/) */
+	DP_NET_DPDK,                /* DPDK and our own stack (dataplane/net/) */
+};
 
 /* The settings of one dpcached process, after defaults and validation. */
 struct dp_settings {
@@ -35,6 +42,22 @@ struct dp_settings {
 	bool no_evict;              /* -M */
 	bool enable_shutdown;       /* -A */
 	char user[DP_USER_MAX];     /* -u: run as this user (root only); "" = stay */
+	/* The DPDK backend (--net=dpdk); ignored by the kernel backend, which
+	 * refuses them when given. */
+	enum dp_net net;            /* --net */
+	char ip_text[DP_TEXT_MAX];  /* --ip=ADDR/PREFIX, as typed */
+	unsigned ip;                /* ... parsed: host byte order */
+	unsigned prefix_len;        /* ... 1..32 */
+	char gateway_text[DP_TEXT_MAX]; /* --gateway, as typed; "" = none */
+	unsigned gateway;           /* ... host byte order; 0 = none */
+	char fault[DP_TEXT_MAX];    /* --fault spec (fault.h); "" = off */
+	unsigned tcp_rto_min_ms;    /* --tcp-rto-min-ms */
+	unsigned tcp_time_wait_ms;  /* --tcp-time-wait-ms */
+	unsigned poll_idle_us;      /* --poll-idle-us: sleep after idle polls; 0 = busy */
+	/* Everything after "--": rte_eal_init's arguments, pointing into the
+	 * argv given to dp_options_parse. eal_argv[0] is that argv[0]. */
+	int eal_argc;               /* 0 = no "--" */
+	char **eal_argv;
 	bool help;                  /* -h: print usage, exit 0 */
 	bool version;               /* -V: print version, exit 0 */
 };
@@ -44,6 +67,11 @@ struct dp_settings {
  * such as -I against -m). Returns 0, or -EINVAL with a one-line message
  * (no trailing newline) in err[0..errlen). argv may be permuted (GNU
  * getopt). Not thread-safe: uses getopt's globals. Any thread.
+ *
+ * The first "--" ends dpcached's flags; what follows is kept for EAL in
+ * s->eal_argc/eal_argv (with --net=dpdk only: the kernel backend refuses
+ * it). argv[argc] must be NULL, as main's is; argv's first "--" slot is
+ * overwritten with argv[0], so eal_argv is a complete argument vector.
  */
 int dp_options_parse(struct dp_settings *s, int argc, char **argv,
 		     char *err, size_t errlen);

@@ -308,6 +308,128 @@ static void test_usage_lists_every_flag(void **state)
 	free(text);
 }
 
+/* --net=dpdk and its flags; the kernel backend stays the default. */
+static void test_dpdk_defaults(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, NULL);
+	assert_int_equal(s.net, DP_NET_KERNEL);
+	assert_int_equal(s.tcp_rto_min_ms, 200);
+	assert_int_equal(s.tcp_time_wait_ms, 1000);
+	assert_int_equal(s.poll_idle_us, 0);
+	assert_string_equal(s.fault, "");
+	assert_int_equal(s.eal_argc, 0);
+	assert_null(s.eal_argv);
+	parse_ok(&s, "--net=kernel", NULL);
+	assert_int_equal(s.net, DP_NET_KERNEL);
+}
+
+static void test_dpdk_flags(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, "--net=dpdk", "--ip=198.18.0.1/24", "--gateway=198.18.0.254",
+		 "-p", "11311", "-U", "11312", "--fault=drop=5,seed=1",
+		 "--tcp-rto-min-ms=50", "--tcp-time-wait-ms", "300",
+		 "--poll-idle-us=50", NULL);
+	assert_int_equal(s.net, DP_NET_DPDK);
+	assert_string_equal(s.ip_text, "198.18.0.1/24");
+	assert_int_equal(s.ip, 0xc6120001u);
+	assert_int_equal(s.prefix_len, 24);
+	assert_int_equal(s.gateway, 0xc61200feu);
+	assert_int_equal(s.tcp_port, 11311);
+	assert_int_equal(s.udp_port, 11312);
+	assert_string_equal(s.fault, "drop=5,seed=1");
+	assert_int_equal(s.tcp_rto_min_ms, 50);
+	assert_int_equal(s.tcp_time_wait_ms, 300);
+	assert_int_equal(s.poll_idle_us, 50);
+	assert_int_equal(s.gateway != 0, 1);
+	/* No gateway: off-link peers unreachable. A /32 has no subnet. */
+	parse_ok(&s, "--net", "dpdk", "--ip", "10.1.2.3/32", NULL);
+	assert_int_equal(s.ip, 0x0a010203u);
+	assert_int_equal(s.prefix_len, 32);
+	assert_int_equal(s.gateway, 0);
+}
+
+/* Everything after the first "--" is EAL's, untouched and in order, with
+ * argv[0] in front; our flags before it are still parsed. */
+static void test_dpdk_eal_args(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, "--net=dpdk", "--ip=198.18.0.1/24", "-v", "--", "-l", "0-2",
+		 "--no-huge", "-m", "512", "--vdev=net_af_packet0,iface=vdp0",
+		 "-v", NULL);
+	assert_int_equal(s.verbose, 1);
+	assert_int_equal(s.eal_argc, 8);
+	assert_string_equal(s.eal_argv[0], "dpcached");
+	assert_string_equal(s.eal_argv[1], "-l");
+	assert_string_equal(s.eal_argv[2], "0-2");
+	assert_string_equal(s.eal_argv[3], "--no-huge");
+	assert_string_equal(s.eal_argv[4], "-m");
+	assert_string_equal(s.eal_argv[5], "512");
+	assert_string_equal(s.eal_argv[6], "--vdev=net_af_packet0,iface=vdp0");
+	assert_string_equal(s.eal_argv[7], "-v");
+	assert_null(s.eal_argv[8]);
+	/* EAL's -m is not ours: -m stays at its default. */
+	assert_int_equal(s.memory_mb, 64);
+	/* "--" with nothing after it: EAL gets argv[0] alone. */
+	parse_ok(&s, "--net=dpdk", "--ip=198.18.0.1/24", "--", NULL);
+	assert_int_equal(s.eal_argc, 1);
+}
+
+static void test_dpdk_bad(void **state)
+{
+	parse_bad("expected kernel or dpdk", "--net=xdp", NULL);
+	parse_bad("needs --ip", "--net=dpdk", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=198.18.0.1", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=198.18.0.1/33", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=198.18.0.1/0", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=198.18.0/24", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=198.18.0.1/2x", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=host.example/24", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=198.18.0.0/24", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=198.18.0.255/24", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=127.0.0.1/8", NULL);
+	parse_bad("for --ip", "--net=dpdk", "--ip=224.0.0.1/24", NULL);
+	parse_bad("for --gateway", "--net=dpdk", "--ip=198.18.0.1/24",
+		  "--gateway=198.18.1.1", NULL);
+	parse_bad("for --gateway", "--net=dpdk", "--ip=198.18.0.1/24",
+		  "--gateway=198.18.0.1", NULL);
+	parse_bad("for --gateway", "--net=dpdk", "--ip=198.18.0.1/24",
+		  "--gateway=nope", NULL);
+	parse_bad("-u/--user is not supported with --net=dpdk", "--net=dpdk",
+		  "--ip=198.18.0.1/24", "-u", "nobody", NULL);
+	parse_bad("for --tcp-rto-min-ms", "--tcp-rto-min-ms=0", NULL);
+	parse_bad("for --poll-idle-us", "--poll-idle-us=-1", NULL);
+	/* DPDK-only flags and EAL arguments are refused by the kernel backend. */
+	parse_bad("--ip needs --net=dpdk", "--ip=198.18.0.1/24", NULL);
+	parse_bad("--gateway needs --net=dpdk", "--gateway=198.18.0.2", NULL);
+	parse_bad("--fault needs --net=dpdk", "--fault=drop=1", NULL);
+	parse_bad("need --net=dpdk", "--", "-l", "0-1", NULL);
+	/* A "--" as the value of a flag that needs one. */
+	parse_bad("needs an argument", "--net=dpdk", "--ip", "--", NULL);
+}
+
+static void test_dpdk_usage(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	assert_non_null(f);
+	dp_options_usage(f, "dpcached");
+	fclose(f);
+	for (const char *w = "--net=<kernel|dpdk>\0--ip=<addr/prefix>\0"
+			     "--gateway\0--fault\0--tcp-rto-min-ms\0"
+			     "--tcp-time-wait-ms\0--poll-idle-us\0"
+			     "(default: kernel)\0(default: 200)\0-- EAL_ARGS\0";
+	     *w; w += strlen(w) + 1)
+		assert_non_null(strstr(text, w));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +447,11 @@ int main(void)
 		cmocka_unit_test(test_unknown_and_unsupported),
 		cmocka_unit_test(test_reparse),
 		cmocka_unit_test(test_usage_lists_every_flag),
+		cmocka_unit_test(test_dpdk_defaults),
+		cmocka_unit_test(test_dpdk_flags),
+		cmocka_unit_test(test_dpdk_eal_args),
+		cmocka_unit_test(test_dpdk_bad),
+		cmocka_unit_test(test_dpdk_usage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
