@@ -10,6 +10,17 @@ after a timeout): by the context manager, by atexit, and on SIGTERM/SIGINT to
 the test itself (meson's timeout).  A server that died on its own is a test
 failure that names its exit status or signal.
 
+Which backend serves (dpdk_env.py has the details):
+  DPCACHE_BACKEND=kernel (default) -> as above, on 127.0.0.1
+  DPCACHE_BACKEND=dpdk             -> dpcached --net=dpdk in namespace NAME-dp
+                                      (af_packet on a veth), this test in NAME-cl;
+                                      run through dpdk_run.py, which sets
+                                      DPCACHE_NETNS=NAME and cleans up
+  DPCACHE_BACKEND=kernel-netns     -> the kernel backend in NAME-dp: a check of
+                                      the namespace plumbing without DPDK
+Server.host is the address to use (127.0.0.1 or 198.18.0.1).  Stock
+memcached (test_compat's reference) always runs beside the test itself.
+
 Exit codes of a test: 0 pass, 1 fail, 77 skip (only when the machine lacks
 something, e.g. /usr/bin/memcached for the comparison test).
 """
@@ -24,6 +35,8 @@ import sys
 import tempfile
 import time
 import traceback
+
+import dpdk_env
 
 MEMCACHED = '/usr/bin/memcached'
 SKIP = 77
@@ -121,22 +134,59 @@ def free_port(udp_too=False):
     fail('could not find a free port')
 
 
+def _split_threads(flags):
+    """(flags without -t/--threads, the thread count or None): in DPDK mode
+    the polling lcores come from EAL, so -t N becomes N polling lcores."""
+    out, threads, i = [], None, 0
+    while i < len(flags):
+        f = flags[i]
+        if f in ('-t', '--threads') and i + 1 < len(flags):
+            threads = int(flags[i + 1])
+            i += 2
+            continue
+        if f.startswith('--threads='):
+            threads = int(f.split('=', 1)[1])
+        elif f.startswith('-t') and f[2:].isdigit():
+            threads = int(f[2:])
+        else:
+            out.append(f)
+        i += 1
+    return out, threads
+
+
+_eal_prefixes = [0]
+
+
 class Server:
     """One server process.  Use as a context manager.
 
     flags: extra memcached-style flags, e.g. ['-m', '64', '-c', '20'].
     udp: also listen for UDP on the same port number (-U PORT), else -U 0.
     kind/path: default from target(); test_compat passes both explicitly.
+    backend: default from DPCACHE_BACKEND; only dpcached runs elsewhere than
+    'kernel' (stock memcached always runs beside the test).
+    pmd: with backend 'dpdk', af_packet or af_xdp (default DPCACHE_DPDK_PMD,
+    else af_packet).
     """
 
     def __init__(self, flags=(), udp=False, kind=None, path=None,
-                 start_timeout=15.0, stop_timeout=5.0):
+                 start_timeout=None, stop_timeout=5.0, backend=None, pmd=None):
         if kind is None:
             kind, path = target()
         self.kind = kind
         self.path = path
         self.flags = list(flags)
         self.udp = udp
+        self.backend = backend or dpdk_env.backend()
+        if kind != 'dpcached':
+            self.backend = 'kernel'
+        if self.backend != 'kernel' and not dpdk_env.netns_name():
+            fail('DPCACHE_BACKEND=%s needs DPCACHE_NETNS: run the test through '
+                 'tests/e2e/dpdk_run.py' % self.backend)
+        self.host = '127.0.0.1' if self.backend == 'kernel' else dpdk_env.SERVER_IP
+        self.pmd = pmd or (dpdk_env.pmd() if self.backend == 'dpdk' else None)
+        if start_timeout is None:
+            start_timeout = 30.0 if self.backend == 'dpdk' else 15.0
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.proc = None
@@ -150,11 +200,14 @@ class Server:
         last = None
         for _attempt in range(3):
             self.port = free_port(udp_too=self.udp)
-            argv = [self.path, '-l', '127.0.0.1', '-p', str(self.port),
-                    '-U', str(self.port) if self.udp else '0']
-            if self.kind == 'memcached' and os.geteuid() == 0:
-                argv += ['-u', 'root']   # memcached refuses root without -u
-            argv += self.flags
+            if self.backend == 'kernel':
+                argv = [self.path, '-l', '127.0.0.1', '-p', str(self.port),
+                        '-U', str(self.port) if self.udp else '0']
+                if self.kind == 'memcached' and os.geteuid() == 0:
+                    argv += ['-u', 'root']   # memcached refuses root without -u
+                argv += self.flags
+            else:
+                argv = self._netns_argv()
             self.argv = argv
             self.log = tempfile.TemporaryFile(prefix='e2e-server-')
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -167,7 +220,7 @@ class Server:
                 if self.proc.poll() is not None:
                     break
                 try:
-                    s = socket.create_connection(('127.0.0.1', self.port), timeout=0.5)
+                    s = socket.create_connection((self.host, self.port), timeout=0.5)
                     s.close()
                     return self
                 except OSError:
@@ -185,14 +238,56 @@ class Server:
                 break   # not a port race: report it
         fail(last)
 
+    def _netns_argv(self):
+        """argv for dpcached in the server namespace.  `ip netns exec` execs
+        the command, so Popen's PID is dpcached's own and stop() signals it
+        directly."""
+        argv = ['ip', 'netns', 'exec', dpdk_env.server_ns(), self.path]
+        udp = str(self.port) if self.udp else '0'
+        if self.backend == 'kernel-netns':
+            return argv + ['-l', dpdk_env.SERVER_IP, '-p', str(self.port), '-U', udp] + self.flags
+        flags, threads = _split_threads(self.flags)
+        workers = max(1, min(threads or 2, 4))
+        if self.pmd == 'af_xdp':
+            # One XDP socket per veth queue and one worker per socket: the
+            # veth must have exactly as many queues as there are workers,
+            # or flows hashed to a queue nobody polls vanish.
+            workers = min(workers, dpdk_env.VETH_QUEUES)
+            err = dpdk_env.set_queues(workers)
+            if err:
+                fail(err)
+        if not any(f.startswith('--poll-idle-us') for f in flags):
+            # Two CPUs are shared by the pollers and the clients.
+            flags.append('--poll-idle-us=' + (os.environ.get('DPCACHE_POLL_IDLE_US') or '50'))
+        _eal_prefixes[0] += 1
+        prefix = 'e2e%d_%d' % (os.getpid(), _eal_prefixes[0])
+        return (argv + ['--net=dpdk', '--ip=%s/%d' % (dpdk_env.SERVER_IP, dpdk_env.PREFIX),
+                        '-p', str(self.port), '-U', udp] + flags
+                + ['--'] + dpdk_env.eal_args(workers, prefix, self.pmd))
+
     def __enter__(self):
         return self.start()
 
     def __exit__(self, exc_type, exc, tb):
         # If the test already failed, still stop the server but keep the
         # original failure; report a crash in addition.
+        if exc_type is not None and self.backend == 'dpdk' and self.alive():
+            self.print_dataplane_counters()
         self.stop(check_exit=exc_type is None)
         return False
+
+    def print_dataplane_counters(self):
+        """After a failure: the DPDK stack's non-zero counters, per core,
+        for whoever debugs the stack."""
+        try:
+            st = self.dataplane_stats()
+        except Exception as e:  # noqa: BLE001 - best effort
+            print('(stats dataplane unavailable: %s)' % e)
+            return
+        for scope in sorted(st, key=lambda k: (k != 'total', k)):
+            nz = ['%s=%d' % kv for kv in sorted(st[scope].items())
+                  if kv[1] and kv[0] != 'idle_sleeps']
+            print('stats dataplane %s: %s' % (scope, ' '.join(nz)))
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -263,7 +358,33 @@ class Server:
         return 0
 
     def connect(self, timeout=5.0):
-        return Conn(('127.0.0.1', self.port), timeout=timeout)
+        return Conn((self.host, self.port), timeout=timeout)
+
+    def stats(self, arg=None, timeout=5.0):
+        """`stats [arg]` as a dict of name -> value string."""
+        with self.connect(timeout) as c:
+            c.send('stats%s\r\n' % ((' ' + arg) if arg else ''))
+            text = c.read_until(b'END\r\n').decode(errors='replace')
+        out = {}
+        for line in text.split('\r\n'):
+            parts = line.split(' ', 2)
+            if len(parts) == 3 and parts[0] == 'STAT':
+                out[parts[1]] = parts[2]
+        return out
+
+    def dataplane_stats(self):
+        """`stats dataplane` of the DPDK backend: {'total': {counter: int},
+        'core0': {...}, ...}."""
+        out = {}
+        for k, v in self.stats('dataplane').items():
+            scope, _, counter = k.partition(':')
+            if not counter:
+                continue
+            try:
+                out.setdefault(scope, {})[counter] = int(v)
+            except ValueError:
+                pass
+        return out
 
 
 class Conn:
@@ -299,8 +420,10 @@ class Conn:
         left = deadline - time.monotonic()
         if left <= 0 or self.eof:
             return False
-        r, _, _ = select.select([self.sock], [], [], left)
-        if not r:
+        # poll, not select: a test may hold more than FD_SETSIZE sockets.
+        p = select.poll()
+        p.register(self.sock, select.POLLIN)
+        if not p.poll(left * 1000):
             return False
         try:
             chunk = self.sock.recv(65536)

@@ -20,11 +20,11 @@ def val(i, n=None):
     return (head * (n // len(head) + 1))[:n]
 
 
-def pymemcache_work(port):
+def pymemcache_work(host, port):
     from pymemcache.client.base import Client
 
-    c = Client(('127.0.0.1', port), connect_timeout=5, timeout=10)  # noreply default
-    cr = Client(('127.0.0.1', port), connect_timeout=5, timeout=10, default_noreply=False)
+    c = Client((host, port), connect_timeout=5, timeout=10)  # noreply default
+    cr = Client((host, port), connect_timeout=5, timeout=10, default_noreply=False)
     check(cr.version(), 'version is empty')
     check(cr.flush_all(noreply=False) is True, 'flush_all failed')
 
@@ -127,10 +127,10 @@ def pymemcache_work(port):
     print('pymemcache: ok')
 
 
-def pylibmc_work(port, binary):
+def pylibmc_work(host, port, binary):
     import pylibmc
     name = 'pylibmc(%s)' % ('binary' if binary else 'text')
-    c = pylibmc.Client(['127.0.0.1:%d' % port], binary=binary,
+    c = pylibmc.Client(['%s:%d' % (host, port)], binary=binary,
                        behaviors={'connect_timeout': 5000, 'receive_timeout': 10000000,
                                   'send_timeout': 10000000, 'cas': True})
     c.flush_all()
@@ -221,11 +221,11 @@ def main():
     except ImportError as e:
         raise TestSkip('python3-pymemcache / python3-pylibmc missing: %s' % e)
     with Server(['-m', '128', '-t', '2']) as srv:
-        pymemcache_work(srv.port)
+        pymemcache_work(srv.host, srv.port)
         srv.check_alive('after pymemcache')
-        pylibmc_work(srv.port, binary=False)
+        pylibmc_work(srv.host, srv.port, binary=False)
         srv.check_alive('after pylibmc text')
-        pylibmc_work(srv.port, binary=True)
+        pylibmc_work(srv.host, srv.port, binary=True)
         srv.check_alive('after pylibmc binary')
 
 

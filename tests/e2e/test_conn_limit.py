@@ -75,7 +75,7 @@ def main():
         first_refusal = None
         for i in range(N + EXTRA):
             try:
-                s = socket.create_connection(('127.0.0.1', srv.port), timeout=3.0)
+                s = socket.create_connection((srv.host, srv.port), timeout=3.0)
             except OSError as e:
                 outcomes.append(('connect-failed', str(e).encode()))
                 continue
@@ -116,7 +116,7 @@ def main():
         served = served[:-10]
         time.sleep(0.5)
         for j in range(8):
-            s = socket.create_connection(('127.0.0.1', srv.port), timeout=3.0)
+            s = socket.create_connection((srv.host, srv.port), timeout=3.0)
             kind, data = probe(s)
             if kind != 'ok':
                 fail('after closing 10 connections, new connection %d got %r' % (j, data))

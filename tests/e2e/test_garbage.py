@@ -67,9 +67,9 @@ CASES = {
 }
 
 
-def blast(port, payload, read_for=0.05):
+def blast(host, port, payload, read_for=0.05):
     """Send one garbage payload on a fresh connection, glance at replies, close."""
-    s = socket.create_connection(('127.0.0.1', port), timeout=5)
+    s = socket.create_connection((host, port), timeout=5)
     try:
         s.sendall(payload)
         s.settimeout(read_for)
@@ -109,17 +109,17 @@ def main():
         total = 0
         for tag, payloads in CASES.items():
             for p in payloads:
-                blast(srv.port, p)
+                blast(srv.host, srv.port, p)
                 total += 1
                 srv.check_alive('after %s payload %r' % (tag, p[:40]))
             healthy(srv, tag, old)
         # several garbage payloads pipelined on one connection
-        blast(srv.port, b''.join(CASES['huge and negative lengths']) + rbytes(1000), 0.3)
+        blast(srv.host, srv.port, b''.join(CASES['huge and negative lengths']) + rbytes(1000), 0.3)
         healthy(srv, 'pipelined garbage', old)
         # 100 connections opened and dropped (some mid-request, some with RST)
         socks = []
         for i in range(100):
-            s = socket.create_connection(('127.0.0.1', srv.port), timeout=5)
+            s = socket.create_connection((srv.host, srv.port), timeout=5)
             if i % 3 == 1:
                 s.sendall(b'get k')
             elif i % 3 == 2:

@@ -22,7 +22,7 @@ def main():
         raise TestSkip('memccapable (libmemcached-tools) is not installed')
     with Server(['-m', '64', '-t', '2']) as srv:
         try:
-            p = subprocess.run([MEMCCAPABLE, '-h', '127.0.0.1', '-p', str(srv.port),
+            p = subprocess.run([MEMCCAPABLE, '-h', srv.host, '-p', str(srv.port),
                                 '-t', '5'],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                timeout=90)

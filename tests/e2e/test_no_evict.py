@@ -13,8 +13,8 @@ VALUE = b'v' * 1000
 
 
 class Conn:
-    def __init__(self, port):
-        self.sock = socket.create_connection(('127.0.0.1', port), timeout=5.0)
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, port), timeout=5.0)
         self.rfile = self.sock.makefile('rb')
 
     def line(self, req):
@@ -52,7 +52,7 @@ class Conn:
 
 def main():
     with Server(['-M', '-m', '2', '-t', '1']) as srv:
-        c = Conn(srv.port)
+        c = Conn(srv.host, srv.port)
         stored = 0
         for i in range(20000):   # -m 2 holds well under 2000 such items
             reply = c.line(b'set k%d 0 0 %d\r\n%s\r\n' % (i, len(VALUE), VALUE))

@@ -24,7 +24,7 @@ def main():
 
         slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.connect(('127.0.0.1', srv.port))
+        slow.connect((srv.host, srv.port))
         slow.setblocking(False)
         reqs = b'get big\r\n' * REQUESTS
         sent = 0

@@ -58,10 +58,10 @@ def check_value(key, flags, data, where):
 
 
 class Worker(threading.Thread):
-    def __init__(self, tid, port, stop_at, errors, seed):
+    def __init__(self, tid, addr, stop_at, errors, seed):
         super().__init__(daemon=True)
         self.tid = tid
-        self.port = port
+        self.addr = addr
         self.stop_at = stop_at
         self.errors = errors
         self.rnd = random.Random(seed)
@@ -164,7 +164,7 @@ class Worker(threading.Thread):
 
     def run(self):
         try:
-            conns = [Conn(('127.0.0.1', self.port), timeout=10) for _ in range(2)]
+            conns = [Conn(self.addr, timeout=10) for _ in range(2)]
             while time.monotonic() < self.stop_at and not self.errors:
                 c = self.rnd.choice(conns)
                 for _ in range(50):
@@ -186,7 +186,7 @@ def main():
                 check(c.request(b'set %s 0 0 1\r\n0\r\n' % k) == b'STORED\r\n', 'init ' + str(k))
         errors = []
         t0 = time.monotonic()
-        workers = [Worker(i, srv.port, t0 + SECONDS, errors, 1000 + i) for i in range(THREADS)]
+        workers = [Worker(i, (srv.host, srv.port), t0 + SECONDS, errors, 1000 + i) for i in range(THREADS)]
         for w in workers:
             w.start()
         while any(w.is_alive() for w in workers):
@@ -206,7 +206,7 @@ def main():
         # counters: every successful incr counted exactly once
         with srv.connect() as c:
             c.send(b'get ' + b' '.join(CTRS) + b'\r\n')
-            got = Worker(99, 0, 0, [], 0).read_values(c, CTRS, 'final counters')
+            got = Worker(99, None, 0, [], 0).read_values(c, CTRS, 'final counters')
             for i, k in enumerate(CTRS):
                 want = sum(w.incrs[i] for w in workers)
                 have = int(got[k][0]) if k in got else None

@@ -17,8 +17,8 @@ HDR = struct.Struct('!HHHH')
 
 
 class UdpClient:
-    def __init__(self, port):
-        self.addr = ('127.0.0.1', port)
+    def __init__(self, host, port):
+        self.addr = (host, port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.connect(self.addr)
         self.rid = random.randrange(1, 30000)
@@ -91,7 +91,7 @@ def tcp_set(srv, key, value):
 
 def main():
     with Server(['-m', '64', '-t', '2'], udp=True) as srv:
-        u = UdpClient(srv.port)
+        u = UdpClient(srv.host, srv.port)
         small = b'small-value-of-key-s1'
         big = b''.join(b'big:%06d;' % i for i in range(1000))   # 11000 bytes
         tcp_set(srv, b's1', small)

@@ -6,6 +6,7 @@ import os
 import pwd
 import socket
 import subprocess
+import time
 
 from server import Server, TestSkip, check, free_port, run, target
 
@@ -30,10 +31,16 @@ def main():
         raise TestSkip('dpcached-only test')
 
     with Server(['-u', 'nobody', '-t', '2']) as srv:
+        # The server accepts connections before it drops privileges (it
+        # binds first, as memcached does), so the uid may change a moment
+        # after the server looks ready.
+        deadline = time.monotonic() + 5
+        while uid_of(srv.proc.pid) != [nobody] * 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
         check(uid_of(srv.proc.pid) == [nobody] * 4,
               'server should run as nobody (uid %d), /proc says %r'
               % (nobody, uid_of(srv.proc.pid)))
-        s = socket.create_connection(('127.0.0.1', srv.port), timeout=3.0)
+        s = socket.create_connection((srv.host, srv.port), timeout=3.0)
         s.sendall(b'set k 0 0 2\r\nhi\r\nget k\r\n')
         want = b'STORED\r\nVALUE k 0 2\r\nhi\r\nEND\r\n'
         got = b''
