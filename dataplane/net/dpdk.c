@@ -31,6 +31,17 @@
  * and counted), quiescent state. With --poll-idle-us, a run of empty
  * iterations sleeps, offline for RCU.
  *
+ * Mbufs. A worker's pool feeds its RX queue and its TX frames. A handed-off
+ * frame is freed by the owner into the receiver's pool (m->pool), through
+ * the owner's cache of that pool: nothing is lost, but it makes the pool's
+ * ring cycle through every mbuf, so every mbuf must be usable by the PMD
+ * (see pool_create for af_xdp, whose UMEM is the pool). POOL_MBUFS covers
+ * the worst case we can hold at once: af_xdp's fill ring (2048), the TX
+ * ring (NB_TXD) and completions not yet reaped, our handoff ring
+ * (RING_SIZE), 1.5 * POOL_CACHE in each lcore's cache, bursts, TX array
+ * and fault holds; 'stats dataplane' shows mbufs_free/mbufs_in_use per pool
+ * and each port's rx_nombuf/rx_missed.
+ *
  * Counters are plain uint64 written by their lcore only and read by the
  * lcore that serves 'stats dataplane'; every object they live in outlives
  * the lcores (freed by dp_dpdk_destroy, after rte_eal_mp_wait_lcore).
@@ -56,6 +67,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_pool_ops.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
 
@@ -255,6 +267,105 @@ static const struct fault_ops dp_fault_ops = {
 	.copy = fault_copy_mbuf,
 	.free = fault_free_mbuf,
 };
+
+/* ---- mbuf pools ----------------------------------------------------------- */
+
+/*
+ * net_af_xdp (DPDK 22.11, built with XDP_UMEM_UNALIGNED_CHUNK_FLAG) makes the
+ * RX queue's mempool the socket's UMEM: it registers populated_size * object
+ * size bytes from the page that holds the pool's first memory chunk, and
+ * tells the kernel every mbuf (fill ring, TX ring) by its offset there. That
+ * holds only if the objects lie back to back in one chunk. A pool made by
+ * rte_pktmbuf_pool_create() keeps every object within one page for IOVA
+ * contiguity; with --no-huge a page is 4 KiB, so each ~2.4 KiB mbuf gets a
+ * page of its own and ~40% of the pool lies beyond the UMEM (with 2 MiB
+ * pages, the last few mbufs). The kernel skips fill and TX descriptors
+ * outside the UMEM without a word: the mbuf never comes back and a TX frame
+ * is never sent. Those mbufs are reached only once cache flushes and
+ * refills walk the pool's ring (one lcore freeing another's RX mbufs after a
+ * handoff does exactly that), so the server goes quiet under load.
+ *
+ * So an af_xdp port's pool is packed (RTE_MEMPOOL_F_NO_IOVA_CONTIG: af_xdp
+ * never hands a device an mbuf's IOVA; the kernel copies, or in zero-copy
+ * mode maps the UMEM itself), and pool_outside_umem() checks, before the
+ * queue is set up, the layout the PMD assumes: a pool in more than one
+ * chunk is a startup error rather than a server that stalls later.
+ */
+static struct rte_mempool *pool_create(const char *name, int socket,
+				       bool packed)
+{
+	struct rte_pktmbuf_pool_private priv;
+	struct rte_mempool *mp;
+	int rc;
+
+	if (!packed)
+		return rte_pktmbuf_pool_create(name, POOL_MBUFS, POOL_CACHE, 0,
+					       RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+	memset(&priv, 0, sizeof(priv));
+	priv.mbuf_data_room_size = RTE_MBUF_DEFAULT_BUF_SIZE;
+	mp = rte_mempool_create_empty(name, POOL_MBUFS,
+				      sizeof(struct rte_mbuf) +
+				      RTE_MBUF_DEFAULT_BUF_SIZE, POOL_CACHE,
+				      sizeof(priv), socket,
+				      RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+	if (mp == NULL)
+		return NULL;
+	rc = rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), NULL);
+	if (rc != 0)
+		goto fail;
+	rte_pktmbuf_pool_init(mp, &priv);
+	rc = rte_mempool_populate_default(mp);
+	if (rc < 0)
+		goto fail;
+	rte_mempool_obj_iter(mp, rte_pktmbuf_init, NULL);
+	return mp;
+fail:
+	rte_mempool_free(mp);
+	rte_errno = rc < 0 ? -rc : rc;
+	return NULL;
+}
+
+struct umem_span {
+	uintptr_t start, end;         /* [start, end): what af_xdp registers */
+	size_t frame;                 /* header + element + trailer */
+	unsigned outside;
+};
+
+static void umem_check_obj(struct rte_mempool *mp, void *arg, void *obj,
+			   unsigned idx)
+{
+	struct umem_span *u = arg;
+	uintptr_t first = (uintptr_t)obj - mp->header_size;
+
+	(void)idx;
+	if (first < u->start || first + u->frame > u->end)
+		u->outside++;
+}
+
+/* The number of mbufs of mp that af_xdp's UMEM would not cover (0: fits). */
+static unsigned pool_outside_umem(struct rte_mempool *mp)
+{
+	struct rte_mempool_memhdr *first = STAILQ_FIRST(&mp->mem_list);
+	struct umem_span u;
+
+	if (first == NULL)
+		return mp->populated_size;
+	u.frame = rte_mempool_calc_obj_size(mp->elt_size, mp->flags, NULL);
+	u.start = (uintptr_t)first->addr;
+	u.end = u.start + (uintptr_t)mp->populated_size * u.frame;
+	u.outside = 0;
+	rte_mempool_obj_iter(mp, umem_check_obj, &u);
+	return u.outside;
+}
+
+static bool port_is_af_xdp(uint16_t port)
+{
+	struct rte_eth_dev_info info;
+
+	return rte_eth_dev_info_get(port, &info) == 0 &&
+	       info.driver_name != NULL &&
+	       strcmp(info.driver_name, "net_af_xdp") == 0;
+}
 
 /* ---- the polling loop --------------------------------------------------- */
 
@@ -724,6 +835,7 @@ struct dp_dpdk *dp_dpdk_create(const struct dp_dpdk_config *cfg, int argc,
 		struct dp_lcore *lc = &d->lcores[w];
 		int socket = (int)rte_lcore_to_socket_id(lcore_id);
 		char name[RTE_MEMPOOL_NAMESIZE];
+		bool xdp;
 
 		lc->d = d;
 		lc->idx = w;
@@ -734,20 +846,29 @@ struct dp_dpdk *dp_dpdk_create(const struct dp_dpdk_config *cfg, int argc,
 		lc->port_ops.frame_send = port_frame_send;
 		lc->port_ops.frame_free = port_frame_free;
 		snprintf(name, sizeof(name), "dpc_pool%u", w);
-		lc->pool = rte_pktmbuf_pool_create(name, POOL_MBUFS, POOL_CACHE, 0,
-						   RTE_MBUF_DEFAULT_BUF_SIZE,
-						   socket);
+		xdp = port_is_af_xdp(lc->port_id);
+		lc->pool = pool_create(name, socket, xdp);
 		if (lc->pool == NULL)
-			lc->pool = rte_pktmbuf_pool_create(name, POOL_MBUFS,
-							   POOL_CACHE, 0,
-							   RTE_MBUF_DEFAULT_BUF_SIZE,
-							   SOCKET_ID_ANY);
+			lc->pool = pool_create(name, SOCKET_ID_ANY, xdp);
 		if (lc->pool == NULL) {
 			snprintf(err, errlen,
 				 "cannot create the mbuf pool of lcore %u (%u mbufs): "
 				 "%s; give EAL more memory (-m)", lcore_id,
 				 POOL_MBUFS, rte_strerror(rte_errno));
 			goto fail;
+		}
+		if (xdp) {
+			unsigned out = pool_outside_umem(lc->pool);
+
+			if (out > 0) {
+				snprintf(err, errlen,
+					 "the mbuf pool of lcore %u is not one "
+					 "contiguous block: %u of %u mbufs would lie "
+					 "outside the af_xdp UMEM; give EAL more "
+					 "memory (-m)", lcore_id, out,
+					 lc->pool->populated_size);
+				goto fail;
+			}
 		}
 		if (d->steering != DP_STEER_NONE) {
 			snprintf(name, sizeof(name), "dpc_ring%u", w);
@@ -904,6 +1025,7 @@ static const char *const dp_counter_names[] = {
 	"fault_rx_dropped", "fault_rx_duplicated", "fault_rx_reordered",
 	"fault_rx_delayed", "fault_tx_dropped", "fault_tx_duplicated",
 	"fault_tx_reordered", "fault_tx_delayed",
+	"mbufs_free", "mbufs_in_use",
 };
 #define NCOUNTERS (RTE_DIM(dp_counter_names) + TCP_STATE_COUNT)
 
@@ -940,6 +1062,10 @@ static void lcore_values(struct dp_lcore *lc, uint64_t *v)
 	fault_values(lc->rx_fault, &v[i]);
 	fault_values(lc->tx_fault, &v[i + 4]);
 	i += 8;
+	/* Gauges of this lcore's pool (its RX queue's; handed-off frames
+	 * return to it from any lcore): racy sums over the per-lcore caches. */
+	v[i++] = lc->pool ? rte_mempool_avail_count(lc->pool) : 0;
+	v[i++] = lc->pool ? rte_mempool_in_use_count(lc->pool) : 0;
 	for (unsigned s = 0; s < TCP_STATE_COUNT; s++)
 		v[i++] = tc ? tc->conns_in_state[s] : 0;
 }
@@ -960,6 +1086,43 @@ static void emit_u64(mc_stat_fn emit, void *emit_arg, const char *name,
 	emit(emit_arg, name, buf);
 }
 
+/*
+ * "portN:<name>" from rte_eth_stats_get: what the PMD and the kernel below it
+ * dropped before any lcore saw a frame (rx_nombuf: RX found no mbuf to
+ * refill with; imissed: the queue overflowed, for af_xdp the socket's
+ * rx_dropped too). Read from a polling lcore: the PMDs here sum plain
+ * per-queue counters (af_xdp adds a getsockopt).
+ */
+static void emit_port_stats(struct dp_dpdk *d, mc_stat_fn emit, void *emit_arg)
+{
+	char name[64];
+
+	for (unsigned pi = 0; pi < d->nports; pi++) {
+		static const char *const names[] = {
+			"rx_packets", "rx_bytes", "rx_missed", "rx_errors",
+			"rx_nombuf", "tx_packets", "tx_bytes", "tx_errors",
+		};
+		struct rte_eth_stats es;
+		uint64_t vals[RTE_DIM(names)];
+
+		if (!d->port_started[pi] ||
+		    rte_eth_stats_get(d->ports[pi], &es) != 0)
+			continue;
+		vals[0] = es.ipackets;
+		vals[1] = es.ibytes;
+		vals[2] = es.imissed;
+		vals[3] = es.ierrors;
+		vals[4] = es.rx_nombuf;
+		vals[5] = es.opackets;
+		vals[6] = es.obytes;
+		vals[7] = es.oerrors;
+		for (size_t i = 0; i < RTE_DIM(names); i++) {
+			snprintf(name, sizeof(name), "port%u:%s", pi, names[i]);
+			emit_u64(emit, emit_arg, name, vals[i]);
+		}
+	}
+}
+
 static void emit_dataplane(struct dp_dpdk *d, mc_stat_fn emit, void *emit_arg)
 {
 	uint64_t v[NCOUNTERS], total[NCOUNTERS];
@@ -978,6 +1141,7 @@ static void emit_dataplane(struct dp_dpdk *d, mc_stat_fn emit, void *emit_arg)
 		snprintf(name, sizeof(name), "total:%s", counter_name(i));
 		emit_u64(emit, emit_arg, name, total[i]);
 	}
+	emit_port_stats(d, emit, emit_arg);
 }
 
 static void emit_settings(struct dp_dpdk *d, mc_stat_fn emit, void *emit_arg)
