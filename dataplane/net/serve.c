@@ -12,13 +12,14 @@
  *
  * Input. The protocol reads straight from the stack's receive buffer
  * (tcp_recv_peek), and what it consumed is released (tcp_recv_consume), so
- * the common case copies nothing. The receive buffer's contiguous part may
- * end in the middle of a request (a ring wraps), and the protocol keeps
- * nothing of a half-arrived request line, so the unconsumed tail of a feed
- * is moved into the connection's own buffer 'in' and later bytes are
- * appended to it until the request completes. 'in' is bounded by
- * IN_LINE_MAX (the text protocol's longest multi-get line), beyond which the
- * connection is closed.
+ * the common case copies nothing. The receive buffer is contiguous but
+ * bounded by the receive window (tcp_config.rcv_buf), and the protocol
+ * keeps nothing of a half-arrived request line: a line longer than the
+ * window could never complete in place. So the unconsumed tail of a feed is
+ * moved into the connection's own buffer 'in' (reopening the window), and
+ * later bytes are appended to it until the request completes. 'in' is
+ * bounded by IN_LINE_MAX (the text protocol's longest multi-get line),
+ * beyond which the connection is closed.
  *
  * Backpressure. Replies go into 'out' and from there into the stack's send
  * buffer (tcp_send copies what fits). While any of 'out' is left, or the
@@ -230,9 +231,9 @@ static int conn_feed(struct dp_serve *sv, struct dp_conn *c,
 			return -1;
 		}
 		if (consumed < len) {
-			/* A partial request: keep it linear in 'in' (the
-			 * receive buffer's next bytes may not follow it in
-			 * memory) and look again, more may be there. */
+			/* A partial request: move it to 'in', so a line
+			 * longer than the receive window can still arrive,
+			 * and look again, more may be there. */
 			if (mc_buf_append(&c->in, input + consumed,
 					  len - consumed) != 0) {
 				c->closing = true;
