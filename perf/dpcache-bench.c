@@ -15,15 +15,23 @@
  * A reply that cannot be the answer to the request at the head of the
  * queue is counted as an error and the connection is reopened: the byte
  * stream is out of sync and nothing after it can be trusted.
+ *
+ * --dpdk hands the whole run to bench_dpdk.c (built only with libdpdk):
+ * the same options, requests, checks and SUMMARY line, but frames of its
+ * own on a DPDK port instead of sockets.
  */
 #include "bench_hist.h"
 #include "bench_proto.h"
 #include "bench_rand.h"
+#ifdef BENCH_HAVE_DPDK
+#include "bench_dpdk.h"
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -74,6 +82,14 @@ struct bench_opts {
 	double scan_fraction;
 	int fill_on_miss;
 	int quiet;
+	/* DPDK mode: EAL arguments are argv[eal_first..] */
+	int dpdk;
+	int server_set;
+	int threads_set;
+	char local_ip[64];
+	unsigned rto_ms;
+	double wait_secs;
+	int eal_first;
 };
 
 static void usage(FILE *f)
@@ -99,7 +115,23 @@ static void usage(FILE *f)
 		"  --scan-fraction F     fraction of requests that are gets of a\n"
 		"                        sequential scan over a cold key range (0)\n"
 		"  --fill-on-miss        set a key after a get misses it\n"
-		"  --quiet               only the SUMMARY line\n");
+		"  --quiet               only the SUMMARY line\n"
+		"DPDK mode (dpcache-bench [options] --dpdk -- EAL_ARGS):\n"
+		"  --dpdk                be a DPDK process on the first port of\n"
+		"                        EAL_ARGS (e.g. --vdev=net_memif0,role=client,\n"
+		"                        socket=/tmp/x.sock); one queue per EAL lcore;\n"
+		"                        --server is then an IPv4 address\n"
+		"                        (198.18.0.1:11211)%s\n"
+		"  --local-ip A          our address in DPDK mode (198.18.0.2)\n"
+		"  --rto-ms N            DPDK mode: UDP request timeout and TCP\n"
+		"                        retransmission timeout (200)\n"
+		"  --wait SEC            DPDK mode: link, ARP and handshakes (10)\n",
+#ifdef BENCH_HAVE_DPDK
+		""
+#else
+		"\n                        (not in this build: no libdpdk)"
+#endif
+		);
 }
 
 static int parse_u64_opt(const char *s, uint64_t *out)
@@ -168,7 +200,8 @@ enum {
 	OPT_SERVER = 256, OPT_PROTO, OPT_UDP, OPT_CONNS, OPT_THREADS,
 	OPT_PIPELINE, OPT_RATIO, OPT_KEYS, OPT_KEY_SIZE, OPT_VALUE_SIZE,
 	OPT_ZIPF, OPT_DURATION, OPT_REQUESTS, OPT_PRELOAD, OPT_SEED,
-	OPT_SCAN, OPT_FILL, OPT_QUIET, OPT_HELP,
+	OPT_SCAN, OPT_FILL, OPT_QUIET, OPT_HELP, OPT_DPDK, OPT_LOCAL_IP,
+	OPT_RTO_MS, OPT_WAIT,
 };
 
 static const struct option long_opts[] = {
@@ -191,6 +224,10 @@ static const struct option long_opts[] = {
 	{ "fill-on-miss", no_argument, NULL, OPT_FILL },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "dpdk", no_argument, NULL, OPT_DPDK },
+	{ "local-ip", required_argument, NULL, OPT_LOCAL_IP },
+	{ "rto-ms", required_argument, NULL, OPT_RTO_MS },
+	{ "wait", required_argument, NULL, OPT_WAIT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -201,11 +238,17 @@ static int apply_opt(struct bench_opts *o, int c, const char *arg)
 	int bad = 0;
 
 	switch (c) {
-	case OPT_SERVER: bad = parse_server(arg, o); break;
+	case OPT_SERVER:
+		bad = parse_server(arg, o);
+		o->server_set = 1;
+		break;
 	case OPT_PROTO: bad = bench_proto_parse(arg, &o->proto); break;
 	case OPT_UDP: o->udp = 1; break;
 	case OPT_CONNS: bad = parse_uint_opt(arg, &o->conns, 1); break;
-	case OPT_THREADS: bad = parse_uint_opt(arg, &o->threads, 1); break;
+	case OPT_THREADS:
+		bad = parse_uint_opt(arg, &o->threads, 1);
+		o->threads_set = 1;
+		break;
 	case OPT_PIPELINE: bad = parse_uint_opt(arg, &o->pipeline, 1); break;
 	case OPT_RATIO: bad = parse_ratio(arg, o); break;
 	case OPT_KEYS: bad = parse_u64_opt(arg, &o->keys) || o->keys == 0; break;
@@ -232,6 +275,14 @@ static int apply_opt(struct bench_opts *o, int c, const char *arg)
 	case OPT_FILL: o->fill_on_miss = 1; break;
 	case OPT_QUIET: o->quiet = 1; break;
 	case OPT_HELP: usage(stdout); exit(0);
+	case OPT_DPDK: o->dpdk = 1; break;
+	case OPT_LOCAL_IP:
+		bad = strlen(arg) >= sizeof(o->local_ip);
+		if (!bad)
+			strcpy(o->local_ip, arg);
+		break;
+	case OPT_RTO_MS: bad = parse_uint_opt(arg, &o->rto_ms, 1); break;
+	case OPT_WAIT: bad = parse_double_opt(arg, &o->wait_secs); break;
 	default: usage(stderr); return -1;
 	}
 	if (bad) {
@@ -270,12 +321,25 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	o->value_size = 32;
 	o->seed = 1;
 	o->duration = -1;
+	strcpy(o->local_ip, "198.18.0.2");
+	o->rto_ms = 200;
+	o->wait_secs = 10;
 	while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		if (apply_opt(o, c, optarg) < 0)
 			return -1;
 	}
-	if (optind != argc) {
+	/* In DPDK mode what follows "--" belongs to rte_eal_init. */
+	o->eal_first = optind;
+	if (!o->dpdk && optind != argc) {
 		usage(stderr);
+		return -1;
+	}
+	if (o->dpdk && !o->server_set)
+		strcpy(o->host, "198.18.0.1");
+	if (o->dpdk && (o->threads_set || o->scan_fraction > 0 ||
+			o->fill_on_miss)) {
+		fprintf(stderr, "dpcache-bench: --dpdk takes its lcores from EAL "
+			"and has no --threads, --scan-fraction or --fill-on-miss\n");
 		return -1;
 	}
 	/* Every run ends on the clock too: a count alone could wait forever
@@ -1077,6 +1141,55 @@ static void report(const struct bench_opts *o, struct worker *ws)
 	fflush(stdout);
 }
 
+/* --dpdk: hand the run to bench_dpdk.c; argv[o->eal_first..] is EAL's. */
+static int dpdk_main(const struct bench_opts *o, int argc, char **argv)
+{
+#ifdef BENCH_HAVE_DPDK
+	struct bench_dpdk_opts d = {
+		.proto = o->proto, .udp = o->udp, .conns = o->conns,
+		.pipeline = o->pipeline, .ratio_get = o->ratio_get,
+		.ratio_set = o->ratio_set, .keys = o->keys,
+		.key_size = o->key_size, .value_size = o->value_size,
+		.zipf = o->zipf, .duration = o->duration,
+		.requests = o->requests, .requests_set = o->requests_set,
+		.preload = o->preload, .seed = o->seed, .quiet = o->quiet,
+		.rto_ms = o->rto_ms, .wait_secs = o->wait_secs,
+	};
+	struct in_addr a;
+	char **eal_argv;
+	uint64_t port;
+	int eal_argc = argc - o->eal_first + 1, rc;
+
+	if (inet_pton(AF_INET, o->host, &a) != 1 ||
+	    parse_u64_opt(o->port, &port) < 0 || port == 0 || port > 65535) {
+		fprintf(stderr, "dpcache-bench: --dpdk needs --server IPV4:PORT\n");
+		return 2;
+	}
+	d.server_ip = ntohl(a.s_addr);
+	d.server_port = (uint16_t)port;
+	if (inet_pton(AF_INET, o->local_ip, &a) != 1) {
+		fprintf(stderr, "dpcache-bench: bad --local-ip %s\n", o->local_ip);
+		return 2;
+	}
+	d.local_ip = ntohl(a.s_addr);
+	eal_argv = calloc((size_t)eal_argc + 1, sizeof(*eal_argv));
+	if (eal_argv == NULL)
+		return 1;
+	eal_argv[0] = argv[0];
+	for (int i = o->eal_first; i < argc; i++)
+		eal_argv[i - o->eal_first + 1] = argv[i];
+	rc = bench_dpdk_run(&d, eal_argc, eal_argv);
+	free(eal_argv);
+	return rc;
+#else
+	(void)argc;
+	(void)argv;
+	(void)o;
+	fprintf(stderr, "dpcache-bench: built without libdpdk: no --dpdk\n");
+	return 2;
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	struct bench_opts o;
@@ -1089,6 +1202,8 @@ int main(int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o) < 0)
 		return 2;
+	if (o.dpdk)
+		return dpdk_main(&o, argc, argv);
 	if (resolve(&o, &addr, &addrlen) < 0)
 		return 1;
 	if (o.zipf > 0 && bench_zipf_init(&zipf, o.keys, o.zipf) < 0)
