@@ -86,6 +86,76 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
+/* SIGTERM and SIGINT are blocked before any thread exists (the cache's
+ * sweeper, EAL's lcores, the kernel workers), so every thread inherits the
+ * mask and only wait_for_stop() sees them. */
+static void block_stop_signals(sigset_t *sigs)
+{
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+}
+
+static void wait_for_stop(const struct dp_settings *set, const sigset_t *sigs)
+{
+	int sig = 0;
+
+	while (sigwait(sigs, &sig) != 0)
+		;
+	if (set->verbose >= 1)
+		fprintf(stderr, PROG ": %s, shutting down\n",
+			sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* The item store, sized by -m/-I/-M, with room for 'workers' serving
+ * threads plus helpers. NULL (reported) on failure. */
+static struct cache *create_cache(const struct dp_settings *set,
+				  unsigned workers)
+{
+	struct cache_config cc;
+	struct cache *cache;
+
+	memset(&cc, 0, sizeof(cc));
+	cc.mem_limit = (size_t)set->memory_mb * 1024 * 1024;
+	cc.item_size_max = set->item_size_max;
+	cc.no_evict = set->no_evict;
+	cc.max_threads = workers + 8;
+	cache = cache_create(&cc);
+	if (cache == NULL)
+		fprintf(stderr, PROG ": cannot create the cache: %s\n",
+			strerror(errno));
+	return cache;
+}
+
+/* The protocol server over 'cache', with the backend's stats hook. NULL
+ * (reported) on failure. */
+static struct mc_server *create_server(const struct dp_settings *set,
+				       struct cache *cache, unsigned workers,
+				       mc_stats_group_fn transport_stats,
+				       void *transport_arg)
+{
+	struct mc_server_config sc;
+	struct mc_server *server;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.cache = cache;
+	sc.item_size_max = set->item_size_max;
+	sc.shutdown_enabled = set->enable_shutdown;
+	sc.udp_enabled = set->udp_port != 0;
+	sc.verbosity = set->verbose;
+	sc.max_conns = set->max_conns;
+	sc.num_threads = workers;
+	sc.transport_stats = transport_stats;
+	sc.transport_arg = transport_arg;
+	sc.on_shutdown = request_shutdown;
+	server = mc_server_create(&sc);
+	if (server == NULL)
+		fprintf(stderr, PROG ": cannot create the protocol server\n");
+	return server;
+}
+
 #ifdef DPCACHE_HAVE_DPDK
 /*
  * --net=dpdk. EAL's main lcore is this thread: it builds everything, then
@@ -95,8 +165,6 @@ static int drop_privileges(const char *user)
 static int run_dpdk(const struct dp_settings *set, char *argv0)
 {
 	struct dp_dpdk_config dc;
-	struct cache_config cc;
-	struct mc_server_config sc;
 	struct cache *cache = NULL;
 	struct mc_server *server = NULL;
 	struct dp_dpdk *d = NULL;
@@ -105,7 +173,7 @@ static int run_dpdk(const struct dp_settings *set, char *argv0)
 	int eal_argc = set->eal_argc > 0 ? set->eal_argc : 1;
 	sigset_t sigs;
 	char err[256], line[128];
-	int sig = 0, rc, status = 1;
+	int rc, status = 1;
 
 	memset(&dc, 0, sizeof(dc));
 	if (fault_config_parse(&dc.fault, set->fault) != 0) {
@@ -126,11 +194,7 @@ static int run_dpdk(const struct dp_settings *set, char *argv0)
 	dc.poll_idle_us = set->poll_idle_us;
 	dc.verbosity = set->verbose;
 
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	block_stop_signals(&sigs);
 
 	d = dp_dpdk_create(&dc, eal_argc, eal_argv, err, sizeof(err));
 	if (d == NULL) {
@@ -138,34 +202,12 @@ static int run_dpdk(const struct dp_settings *set, char *argv0)
 		return 2;
 	}
 
-	memset(&cc, 0, sizeof(cc));
-	cc.mem_limit = (size_t)set->memory_mb * 1024 * 1024;
-	cc.item_size_max = set->item_size_max;
-	cc.no_evict = set->no_evict;
-	cc.max_threads = dp_dpdk_workers(d) + 8;
-	cache = cache_create(&cc);
-	if (cache == NULL) {
-		fprintf(stderr, PROG ": cannot create the cache: %s\n",
-			strerror(errno));
+	cache = create_cache(set, dp_dpdk_workers(d));
+	if (cache == NULL)
 		goto out;
-	}
-
-	memset(&sc, 0, sizeof(sc));
-	sc.cache = cache;
-	sc.item_size_max = set->item_size_max;
-	sc.shutdown_enabled = set->enable_shutdown;
-	sc.udp_enabled = set->udp_port != 0;
-	sc.verbosity = set->verbose;
-	sc.max_conns = set->max_conns;
-	sc.num_threads = dp_dpdk_workers(d);
-	sc.transport_stats = dp_dpdk_stats;
-	sc.transport_arg = d;
-	sc.on_shutdown = request_shutdown;
-	server = mc_server_create(&sc);
-	if (server == NULL) {
-		fprintf(stderr, PROG ": cannot create the protocol server\n");
+	server = create_server(set, cache, dp_dpdk_workers(d), dp_dpdk_stats, d);
+	if (server == NULL)
 		goto out;
-	}
 
 	rc = dp_dpdk_start(d, server);
 	if (rc != 0) {
@@ -178,11 +220,7 @@ static int run_dpdk(const struct dp_settings *set, char *argv0)
 		fprintf(stderr, PROG ": dpdk: %s\n", line);
 	}
 
-	while (sigwait(&sigs, &sig) != 0)
-		;
-	if (set->verbose >= 1)
-		fprintf(stderr, PROG ": %s, shutting down\n",
-			sig == SIGINT ? "SIGINT" : "SIGTERM");
+	wait_for_stop(set, &sigs);
 	status = 0;
 out:
 	/* The lcores first (they free their mc_workers), then the protocol
@@ -198,16 +236,13 @@ out:
 int main(int argc, char **argv)
 {
 	struct dp_settings set;
-	struct cache_config cc;
-	struct mc_server_config sc;
 	struct dp_kernel_config kc;
 	struct cache *cache = NULL;
 	struct mc_server *server = NULL;
 	struct dp_kernel *kernel = NULL;
 	sigset_t sigs;
 	char err[256];
-	int sig = 0, rc;
-	int status = 1;
+	int rc, status = 1;
 
 	if (dp_options_parse(&set, argc, argv, err, sizeof(err)) != 0) {
 		fprintf(stderr, PROG ": %s\nTry '" PROG " --help' for the options.\n",
@@ -232,24 +267,10 @@ int main(int argc, char **argv)
 #endif
 	}
 
-	/* Before any thread exists (the cache starts its sweeper). */
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
-	memset(&cc, 0, sizeof(cc));
-	cc.mem_limit = (size_t)set.memory_mb * 1024 * 1024;
-	cc.item_size_max = set.item_size_max;
-	cc.no_evict = set.no_evict;
-	cc.max_threads = set.threads + 8;   /* workers, plus room for helpers */
-	cache = cache_create(&cc);
-	if (cache == NULL) {
-		fprintf(stderr, PROG ": cannot create the cache: %s\n",
-			strerror(errno));
+	block_stop_signals(&sigs);
+	cache = create_cache(&set, set.threads);
+	if (cache == NULL)
 		goto out;
-	}
 
 	memset(&kc, 0, sizeof(kc));
 	kc.listen_addr = set.listen_addr;
@@ -267,22 +288,9 @@ int main(int argc, char **argv)
 	if (drop_privileges(set.user) != 0)
 		goto out;
 
-	memset(&sc, 0, sizeof(sc));
-	sc.cache = cache;
-	sc.item_size_max = set.item_size_max;
-	sc.shutdown_enabled = set.enable_shutdown;
-	sc.udp_enabled = set.udp_port != 0;
-	sc.verbosity = set.verbose;
-	sc.max_conns = set.max_conns;
-	sc.num_threads = set.threads;
-	sc.transport_stats = dp_kernel_stats;
-	sc.transport_arg = kernel;
-	sc.on_shutdown = request_shutdown;
-	server = mc_server_create(&sc);
-	if (server == NULL) {
-		fprintf(stderr, PROG ": cannot create the protocol server\n");
+	server = create_server(&set, cache, set.threads, dp_kernel_stats, kernel);
+	if (server == NULL)
 		goto out;
-	}
 
 	rc = dp_kernel_start(kernel, server);
 	if (rc != 0) {
@@ -293,11 +301,7 @@ int main(int argc, char **argv)
 	if (set.verbose >= 1)
 		print_banner(&set);
 
-	while (sigwait(&sigs, &sig) != 0)
-		;
-	if (set.verbose >= 1)
-		fprintf(stderr, PROG ": %s, shutting down\n",
-			sig == SIGINT ? "SIGINT" : "SIGTERM");
+	wait_for_stop(&set, &sigs);
 	status = 0;
 out:
 	/* Reverse order of creation; every destroy accepts NULL. */
