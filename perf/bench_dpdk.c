@@ -41,6 +41,7 @@
 #include "bench_dpdk.h"
 #include "bench_hist.h"
 #include "bench_rand.h"
+#include "bench_report.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -86,11 +87,6 @@
 
 #define SEQ_LT(a, b)  ((int32_t)((uint32_t)(a) - (uint32_t)(b)) < 0)
 #define SEQ_LEQ(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) <= 0)
-
-struct bd_counts {
-	uint64_t ops, gets, sets, hits, misses, not_stored;
-	uint64_t errors, server_errors, timeouts;
-};
 
 /* Frame-level events, for the report: they explain errors and timeouts. */
 struct bd_stats {
@@ -162,7 +158,7 @@ struct bd_lcore {
 	struct bd_flow **touched;
 	unsigned ntouched;
 	/* results */
-	struct bd_counts c, pre;
+	struct bench_counts c, pre;
 	struct bd_stats s;
 	struct bench_hist hist;
 	double load_secs, preload_secs;
@@ -476,7 +472,7 @@ static void bd_next(struct bd_lcore *l, struct bd_slot *s)
 		r->key = bench_rng_below(&l->rng, o->keys);
 }
 
-static struct bd_counts *bd_counts_for(struct bd_lcore *l, const struct bench_req *r)
+static struct bench_counts *bd_counts_for(struct bd_lcore *l, const struct bench_req *r)
 {
 	return r->measured ? &l->c : &l->pre;
 }
@@ -484,20 +480,7 @@ static struct bd_counts *bd_counts_for(struct bd_lcore *l, const struct bench_re
 static void bd_account(struct bd_lcore *l, const struct bench_req *r,
 		       enum bench_result res, uint64_t t)
 {
-	struct bd_counts *k = bd_counts_for(l, r);
-
-	k->ops++;
-	if (r->op == BENCH_OP_GET)
-		k->gets++;
-	else
-		k->sets++;
-	switch (res) {
-	case BENCH_R_HIT: k->hits++; break;
-	case BENCH_R_MISS: k->misses++; break;
-	case BENCH_R_STORED: break;
-	case BENCH_R_NOT_STORED: k->not_stored++; break;
-	case BENCH_R_SERVER_ERROR: k->errors++; k->server_errors++; break;
-	}
+	bench_counts_reply(bd_counts_for(l, r), r, res);
 	if (r->measured)
 		bench_hist_record(&l->hist,
 				  (uint64_t)((double)(t - r->start_ns) *
@@ -1472,28 +1455,11 @@ static void bd_lcores_free(struct bd_ctx *x)
 
 /* ---- report ------------------------------------------------------------------ */
 
-static void bd_counts_add(struct bd_counts *d, const struct bd_counts *s)
-{
-	d->ops += s->ops;
-	d->gets += s->gets;
-	d->sets += s->sets;
-	d->hits += s->hits;
-	d->misses += s->misses;
-	d->not_stored += s->not_stored;
-	d->errors += s->errors;
-	d->server_errors += s->server_errors;
-	d->timeouts += s->timeouts;
-}
-
-static double bd_ratio(uint64_t a, uint64_t b)
-{
-	return b ? (double)a / (double)b : 0.0;
-}
-
 static void bd_report(const struct bd_ctx *x)
 {
 	const struct bench_dpdk_opts *o = x->o;
-	struct bd_counts c = { 0 }, pre = { 0 };
+	struct bench_counts c = { 0 }, pre = { 0 };
+	struct bench_summary sum;
 	struct bd_stats s = { 0 };
 	static struct bench_hist h;
 	double secs = 0, pre_secs = 0, ops_s, busy = 0;
@@ -1502,8 +1468,8 @@ static void bd_report(const struct bd_ctx *x)
 	for (unsigned q = 0; q < x->nq; q++) {
 		const struct bd_lcore *l = &x->lc[q];
 
-		bd_counts_add(&c, &l->c);
-		bd_counts_add(&pre, &l->pre);
+		bench_counts_add(&c, &l->c);
+		bench_counts_add(&pre, &l->pre);
 		bench_hist_merge(&h, &l->hist);
 		if (l->load_secs > secs)
 			secs = l->load_secs;
@@ -1532,24 +1498,10 @@ static void bd_report(const struct bd_ctx *x)
 		       "seed=%" PRIu64 "\n", o->keys, o->key_size, o->value_size,
 		       o->zipf, o->seed);
 		if (o->preload)
-			printf("preload: %" PRIu64 " sets in %.2f s, errors %" PRIu64
-			       ", timeouts %" PRIu64 "\n", pre.sets, pre_secs,
-			       pre.errors, pre.timeouts);
+			bench_report_preload(&pre, pre_secs);
 		printf("load:    %" PRIu64 " ops in %.2f s = %.0f ops/s "
 		       "(client busy %.0f%%)\n", c.ops, secs, ops_s, 100.0 * busy);
-		printf("  gets %" PRIu64 " (hits %" PRIu64 ", misses %" PRIu64
-		       ", hit ratio %.4f), sets %" PRIu64 " (not stored %" PRIu64
-		       ")\n", c.gets, c.hits, c.misses, bd_ratio(c.hits, c.gets),
-		       c.sets, c.not_stored);
-		printf("  latency us: p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f "
-		       "max %.1f\n", bench_hist_quantile(&h, 0.50) / 1e3,
-		       bench_hist_quantile(&h, 0.90) / 1e3,
-		       bench_hist_quantile(&h, 0.99) / 1e3,
-		       bench_hist_quantile(&h, 0.999) / 1e3,
-		       (double)h.max_ns / 1e3);
-		printf("  errors %" PRIu64 " (server errors %" PRIu64 "), "
-		       "timeouts %" PRIu64 "\n", c.errors, c.server_errors,
-		       c.timeouts);
+		bench_report_results(&c, &h, false);
 		printf("  frames rx %" PRIu64 " tx %" PRIu64 " tx_dropped %" PRIu64
 		       " rx_other %" PRIu64 " misrouted %" PRIu64 " late %" PRIu64
 		       "\n", s.rx_frames, s.tx_frames, s.tx_dropped, s.rx_other,
@@ -1564,20 +1516,14 @@ static void bd_report(const struct bd_ctx *x)
 	/* client_cpu: polling always burns its CPU; the share of time spent
 	 * in iterations that received frames (handling them, sending the
 	 * next requests) says how close the bench was to being the limit. */
-	printf("SUMMARY proto=%s udp=%d conns=%u threads=%u pipeline=%u "
-	       "ops=%" PRIu64 " secs=%.3f ops_per_sec=%.0f gets=%" PRIu64
-	       " sets=%" PRIu64 " get_hit_ratio=%.4f hot_hit_ratio=%.4f "
-	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f client_cpu=%.2f "
-	       "errors=%" PRIu64 " timeouts=%" PRIu64 " preload_errors=%" PRIu64
-	       " dpdk=1 misrouted=%" PRIu64 " tcp_retrans=%" PRIu64 "\n",
-	       bench_proto_name(o->proto), o->udp, o->conns, x->nq,
-	       o->pipeline, c.ops, secs, ops_s, c.gets, c.sets,
-	       bd_ratio(c.hits, c.gets), bd_ratio(c.hits, c.gets),
-	       bench_hist_quantile(&h, 0.50) / 1e3,
-	       bench_hist_quantile(&h, 0.99) / 1e3,
-	       bench_hist_quantile(&h, 0.999) / 1e3,
-	       busy, c.errors, c.timeouts,
-	       pre.errors + pre.timeouts, s.misrouted, s.tcp_retrans);
+	sum = (struct bench_summary){
+		.proto = bench_proto_name(o->proto), .udp = o->udp,
+		.conns = o->conns, .threads = x->nq, .pipeline = o->pipeline,
+		.secs = secs, .ops_per_sec = ops_s, .client_cpu = busy,
+	};
+	bench_report_summary(&sum, &c, &pre, &h);
+	printf(" dpdk=1 misrouted=%" PRIu64 " tcp_retrans=%" PRIu64 "\n",
+	       s.misrouted, s.tcp_retrans);
 	fflush(stdout);
 }
 

@@ -23,6 +23,18 @@ bench_cleanup() {
 	fi
 }
 
+# die MESSAGE: "script.sh: MESSAGE" on stderr, exit 1.
+die() {
+	echo "$(basename "$0"): $*" >&2
+	exit 1
+}
+
+# skip MESSAGE: for a meson test that cannot run here: exit 77 (skipped).
+skip() {
+	echo "$(basename "$0"): skipped: $*"
+	exit 77
+}
+
 bench_init() {
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -115,11 +127,13 @@ start_server_once() {
 	return 1
 }
 
-# stop_server PID: SIGTERM, then SIGKILL after 10 s.
+# stop_server PID [SIGNAL [SECONDS]]: sends SIGNAL (default TERM), then
+# SIGKILL if PID still runs after SECONDS (default 10); reaps it and drops
+# it from BENCH_PIDS.
 stop_server() {
-	local pid=$1 i
-	kill "$pid" 2>/dev/null
-	for i in $(seq 1 100); do
+	local pid=$1 sig=${2:-TERM} secs=${3:-10} i
+	kill -"$sig" "$pid" 2>/dev/null
+	for i in $(seq 1 $((secs * 10))); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -162,3 +176,65 @@ server_stat() {
 default_dpcached() {
 	echo "$REPO_ROOT/build/dataplane/dpcached"
 }
+
+# print_runs FILE FORMAT HEADING...: the result rows of FILE ("config round
+# server ..."), sorted by config, round and server, each printed with the
+# printf FORMAT, under a heading of the words HEADING.
+print_runs() {
+	local file=$1 fmt=$2 row
+	shift 2
+	# shellcheck disable=SC2059
+	printf "$fmt" "$@"
+	sort -k1,1 -k2,2n -k3,3 "$file" | while read -r -a row; do
+		# shellcheck disable=SC2059
+		printf "$fmt" "${row[@]}"
+	done
+}
+
+# awk functions for the scripts' result tables, to put in front of a
+# program: awk "$AWK_MEDIAN"'{ ... }'.
+#
+# median(list): the median of a space-separated list of numbers; "n/a" for
+# an empty list.
+AWK_MEDIAN='
+function median(list,   n, a, i, j, t) {
+	n = split(list, a, " ")
+	for (i = 1; i <= n; i++)
+		for (j = i + 1; j <= n; j++)
+			if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+	if (n == 0) return "n/a"
+	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+'
+
+# For the dpcached-against-memcached tables (compare.sh,
+# dpdk-vs-memcached.sh), whose rows start "config round server ops_per_sec
+# p50_us p99_us"; a round key k is "config round".
+#
+# add_run(): records the current row: ops[k, server], p99[k, server],
+#     cfg_of[k] = config, and cfgs[1..ncfg], the configs in first-seen order.
+# paired(k): both servers ran in round k and memcached's throughput and p99
+#     are > 0: ratios against memcached can be formed.
+# ratios(v, a, b, per): for each paired k with v[k, b] > 0, the ratio
+#     v[k, a] / v[k, b] appended to the list per[config]; returns all those
+#     ratios as one list (for the overall median).
+AWK_PAIRS='
+function add_run(   k) {
+	k = $1 " " $2
+	ops[k, $3] = $4; p99[k, $3] = $6; cfg_of[k] = $1
+	if (!($1 in cfg_seen)) { cfg_seen[$1] = 1; cfgs[++ncfg] = $1 }
+}
+function paired(k) {
+	return ((k, "dpcached") in ops) && ops[k, "memcached"] > 0 && p99[k, "memcached"] > 0
+}
+function ratios(v, a, b, per,   k, r, all) {
+	for (k in cfg_of) {
+		if (paired(k) && v[k, b] > 0) {
+			r = v[k, a] / v[k, b]
+			per[cfg_of[k]] = per[cfg_of[k]] " " r
+			all = all " " r
+		}
+	}
+	return all
+}
+'

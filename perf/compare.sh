@@ -26,10 +26,7 @@ KEYS=${KEYS:-100000}
 MEM_MB=${MEM_MB:-1024}
 BENCH=$(find_bench) || exit 1
 
-if [ ! -x "$MEMCACHED" ]; then
-	echo "compare.sh: $MEMCACHED not found" >&2
-	exit 1
-fi
+[ -x "$MEMCACHED" ] || die "$MEMCACHED not found"
 SERVERS="memcached dpcached"
 if [ ! -x "$SERVER_BIN" ]; then
 	echo "compare.sh: $SERVER_BIN not found: measuring memcached alone" >&2
@@ -110,46 +107,26 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-printf '%-10s %5s %-9s %12s %9s %9s %7s %7s %6s %10s\n' config round server \
-	ops_per_sec p50_us p99_us srv_cpu cli_cpu errors srv_us/op
-sort -k1,1 -k2,2n -k3,3 "$RESULTS" | while read -r cfg round name ops p50 p99 scpu ccpu err upo; do
-	printf '%-10s %5s %-9s %12s %9s %9s %7s %7s %6s %10s\n' "$cfg" "$round" \
-		"$name" "$ops" "$p50" "$p99" "$scpu" "$ccpu" "$err" "$upo"
-done
+print_runs "$RESULTS" '%-10s %5s %-9s %12s %9s %9s %7s %7s %6s %10s\n' config round \
+	server ops_per_sec p50_us p99_us srv_cpu cli_cpu errors srv_us/op
 
 # Per config and overall: median over rounds of dpcached/memcached, where
 # each round's ratio pairs the two runs of the same round.
 echo
-awk '
-function median(list,   n, a, i, j, t) {
-	n = split(list, a, " ")
-	for (i = 1; i <= n; i++)
-		for (j = i + 1; j <= n; j++)
-			if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-	if (n == 0) return "n/a"
-	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-{ key = $1 " " $2; ops[key, $3] = $4; p99[key, $3] = $6; upo[key, $3] = $10
-  err += $9; busy += ($8 > 0.9); idle += ($7 < 0.9)
-  keys[key] = $1; if (!($1 in seen)) { seen[$1] = 1; order[++nc] = $1 } }
+awk "$AWK_MEDIAN$AWK_PAIRS"'
+{ add_run(); upo[$1 " " $2, $3] = $10
+  err += $9; busy += ($8 > 0.9); idle += ($7 < 0.9) }
 END {
-	for (k in keys) {
-		if (((k, "dpcached") in ops) && ops[k, "memcached"] > 0 && p99[k, "memcached"] > 0) {
-			t = ops[k, "dpcached"] / ops[k, "memcached"]
-			l = p99[k, "dpcached"] / p99[k, "memcached"]
-			rt[keys[k]] = rt[keys[k]] " " t; rl[keys[k]] = rl[keys[k]] " " l
-			all_t = all_t " " t; all_l = all_l " " l
-			if (upo[k, "dpcached"] > 0) {
-				u = upo[k, "memcached"] / upo[k, "dpcached"]
-				ru[keys[k]] = ru[keys[k]] " " u; all_u = all_u " " u
-			}
-		}
-		mc[keys[k]] = mc[keys[k]] " " ops[k, "memcached"]
-		mcl[keys[k]] = mcl[keys[k]] " " p99[k, "memcached"]
+	all_t = ratios(ops, "dpcached", "memcached", rt)
+	all_l = ratios(p99, "dpcached", "memcached", rl)
+	all_u = ratios(upo, "memcached", "dpcached", ru)
+	for (k in cfg_of) {
+		mc[cfg_of[k]] = mc[cfg_of[k]] " " ops[k, "memcached"]
+		mcl[cfg_of[k]] = mcl[cfg_of[k]] " " p99[k, "memcached"]
 	}
 	printf "%-10s %14s %12s %18s %12s %18s\n", "config", "memcached_ops", "mc_p99_us", "ratio_throughput", "ratio_p99", "ratio_cpu_per_op"
-	for (i = 1; i <= nc; i++) {
-		c = order[i]
+	for (i = 1; i <= ncfg; i++) {
+		c = cfgs[i]
 		printf "%-10s %14s %12s %18s %12s %18s\n", c, median(mc[c]), median(mcl[c]), \
 			(c in rt) ? sprintf("%.3f", median(rt[c])) : "n/a", \
 			(c in rl) ? sprintf("%.3f", median(rl[c])) : "n/a", \

@@ -23,6 +23,7 @@
 #include "bench_hist.h"
 #include "bench_proto.h"
 #include "bench_rand.h"
+#include "bench_report.h"
 #ifdef BENCH_HAVE_DPDK
 #include "bench_dpdk.h"
 #endif
@@ -365,17 +366,6 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 
 /* ---- per-thread state -------------------------------------------------- */
 
-struct bench_counts {
-	uint64_t ops;          /* replies received (any kind) */
-	uint64_t gets, sets;
-	uint64_t hits, misses;
-	uint64_t scan_gets, scan_hits;
-	uint64_t not_stored;
-	uint64_t errors;       /* all failures, server_errors included */
-	uint64_t server_errors;
-	uint64_t timeouts;     /* UDP replies lost; requests left at the end */
-};
-
 struct worker;
 
 struct conn {
@@ -626,34 +616,9 @@ static void note_fill(struct conn *c, uint64_t key)
 static void account(struct worker *w, struct conn *c,
 		    const struct bench_req *r, enum bench_result res, uint64_t t)
 {
-	struct bench_counts *k = counts_for(w, r);
-
-	k->ops++;
-	if (r->op == BENCH_OP_GET)
-		k->gets++;
-	else
-		k->sets++;
-	switch (res) {
-	case BENCH_R_HIT:
-		k->hits++;
-		k->scan_hits += r->is_scan;
-		break;
-	case BENCH_R_MISS:
-		k->misses++;
-		if (w->o->fill_on_miss && r->measured)
-			note_fill(c, r->key);
-		break;
-	case BENCH_R_STORED:
-		break;
-	case BENCH_R_NOT_STORED:
-		k->not_stored++;
-		break;
-	case BENCH_R_SERVER_ERROR:
-		k->errors++;
-		k->server_errors++;
-		break;
-	}
-	k->scan_gets += r->is_scan;
+	bench_counts_reply(counts_for(w, r), r, res);
+	if (res == BENCH_R_MISS && w->o->fill_on_miss && r->measured)
+		note_fill(c, r->key);
 	if (r->measured)
 		bench_hist_record(&w->hist, t - r->start_ns);
 }
@@ -1049,35 +1014,16 @@ static void worker_teardown(struct worker *w)
 		close(w->ep);
 }
 
-static void counts_add(struct bench_counts *d, const struct bench_counts *s)
-{
-	d->ops += s->ops;
-	d->gets += s->gets;
-	d->sets += s->sets;
-	d->hits += s->hits;
-	d->misses += s->misses;
-	d->scan_gets += s->scan_gets;
-	d->scan_hits += s->scan_hits;
-	d->not_stored += s->not_stored;
-	d->errors += s->errors;
-	d->server_errors += s->server_errors;
-	d->timeouts += s->timeouts;
-}
-
-static double ratio(uint64_t a, uint64_t b)
-{
-	return b ? (double)a / (double)b : 0.0;
-}
-
 static void report(const struct bench_opts *o, struct worker *ws)
 {
 	struct bench_counts c = { 0 }, pre = { 0 };
 	static struct bench_hist h; /* big; keep it off the stack */
 	double secs = 0, pre_secs = 0, cpu = 0, ops_s;
+	struct bench_summary sum;
 
 	for (unsigned i = 0; i < o->threads; i++) {
-		counts_add(&c, &ws[i].c);
-		counts_add(&pre, &ws[i].pre);
+		bench_counts_add(&c, &ws[i].c);
+		bench_counts_add(&pre, &ws[i].pre);
 		bench_hist_merge(&h, &ws[i].hist);
 		if (ws[i].load_secs > secs)
 			secs = ws[i].load_secs;
@@ -1097,47 +1043,20 @@ static void report(const struct bench_opts *o, struct worker *ws)
 		       o->keys, o->key_size, o->value_size, o->zipf,
 		       o->scan_fraction, o->fill_on_miss, o->seed);
 		if (o->preload)
-			printf("preload: %" PRIu64 " sets in %.2f s, errors %" PRIu64
-			       ", timeouts %" PRIu64 "\n",
-			       pre.sets, pre_secs, pre.errors, pre.timeouts);
+			bench_report_preload(&pre, pre_secs);
 		printf("load:    %" PRIu64 " ops in %.2f s = %.0f ops/s "
 		       "(client cpu %.0f%%)\n", c.ops, secs, ops_s,
 		       secs > 0 ? 100.0 * cpu / secs / o->threads : 0.0);
-		printf("  gets %" PRIu64 " (hits %" PRIu64 ", misses %" PRIu64
-		       ", hit ratio %.4f), sets %" PRIu64 " (not stored %" PRIu64 ")\n",
-		       c.gets, c.hits, c.misses, ratio(c.hits, c.gets), c.sets,
-		       c.not_stored);
-		if (o->scan_fraction > 0)
-			printf("  scan gets %" PRIu64 " (hits %" PRIu64 "), "
-			       "hit ratio without scans %.4f\n", c.scan_gets,
-			       c.scan_hits,
-			       ratio(c.hits - c.scan_hits, c.gets - c.scan_gets));
-		printf("  latency us: p50 %.1f p90 %.1f p99 %.1f p99.9 %.1f "
-		       "max %.1f\n",
-		       bench_hist_quantile(&h, 0.50) / 1e3,
-		       bench_hist_quantile(&h, 0.90) / 1e3,
-		       bench_hist_quantile(&h, 0.99) / 1e3,
-		       bench_hist_quantile(&h, 0.999) / 1e3,
-		       (double)h.max_ns / 1e3);
-		printf("  errors %" PRIu64 " (server errors %" PRIu64 "), "
-		       "timeouts %" PRIu64 "\n",
-		       c.errors, c.server_errors, c.timeouts);
+		bench_report_results(&c, &h, o->scan_fraction > 0);
 	}
-	printf("SUMMARY proto=%s udp=%d conns=%u threads=%u pipeline=%u "
-	       "ops=%" PRIu64 " secs=%.3f ops_per_sec=%.0f gets=%" PRIu64
-	       " sets=%" PRIu64 " get_hit_ratio=%.4f hot_hit_ratio=%.4f "
-	       "p50_us=%.1f p99_us=%.1f p999_us=%.1f client_cpu=%.2f "
-	       "errors=%" PRIu64 " timeouts=%" PRIu64 " preload_errors=%" PRIu64
-	       "\n",
-	       bench_proto_name(o->proto), o->udp, o->conns, o->threads,
-	       o->pipeline, c.ops, secs, ops_s, c.gets, c.sets,
-	       ratio(c.hits, c.gets),
-	       ratio(c.hits - c.scan_hits, c.gets - c.scan_gets),
-	       bench_hist_quantile(&h, 0.50) / 1e3,
-	       bench_hist_quantile(&h, 0.99) / 1e3,
-	       bench_hist_quantile(&h, 0.999) / 1e3,
-	       secs > 0 ? cpu / secs / o->threads : 0.0,
-	       c.errors, c.timeouts, pre.errors + pre.timeouts);
+	sum = (struct bench_summary){
+		.proto = bench_proto_name(o->proto), .udp = o->udp,
+		.conns = o->conns, .threads = o->threads,
+		.pipeline = o->pipeline, .secs = secs, .ops_per_sec = ops_s,
+		.client_cpu = secs > 0 ? cpu / secs / o->threads : 0.0,
+	};
+	bench_report_summary(&sum, &c, &pre, &h);
+	printf("\n");
 	fflush(stdout);
 }
 

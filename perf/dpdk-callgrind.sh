@@ -19,40 +19,23 @@
 # Environment: N (100000), PROTOS ("udp tcp"), COLLECT, BENCH. Root.
 set -u
 . "$(dirname "$0")/bench_lib.sh"
+. "$(dirname "$0")/dpdk_lib.sh"
 
 SERVER_BIN=${1:-$(default_dpcached)}
 N=${N:-100000}
 PROTOS=${PROTOS:-"udp tcp"}
 COLLECT=${COLLECT-"net_stack_input net_stack_flush"}
 BENCH=$(find_bench) || exit 1
-WORK=$(mktemp -d /tmp/dpdk-callgrind.XXXXXX)
-SRV_PID=""
-TAG=dpcg$$
 
-die() {
-	echo "dpdk-callgrind.sh: $*" >&2
-	exit 1
-}
-
-stop_srv() {
-	local i
-	[ -n "$SRV_PID" ] || return 0
-	kill -INT "$SRV_PID" 2>/dev/null
-	for i in $(seq 1 300); do
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$SRV_PID" 2>/dev/null
-	wait "$SRV_PID" 2>/dev/null
-	SRV_PID=""
-}
-trap 'stop_srv; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
-
-[ "$(id -u)" = 0 ] || die "needs root (DPDK)"
+if why=$(dpdk_missing "$BENCH" "$SERVER_BIN"); then
+	die "$why"
+fi
 command -v valgrind >/dev/null || die "valgrind is not installed"
-[ -x "$SERVER_BIN" ] || die "$SERVER_BIN not found"
-"$BENCH" --help | grep -q 'not in this build' && die "$BENCH was built without libdpdk"
+dpdk_init dpcg
+# valgrind accepts no RLIMIT_NOFILE hard limit above its own: -c small
+ulimit -Sn 1024
+# valgrind writes the callgrind output when the server exits: give it time
+SRV_STOP_SECONDS=30
 
 TOGGLES=()
 for f in $COLLECT; do
@@ -61,41 +44,21 @@ done
 
 # total_ir PROTO REQUESTS: collected instructions of one server run.
 total_ir() {
-	local proto=$1 reqs=$2 out="$WORK/callgrind.out.$RANDOM" sock="$WORK/m.sock"
-	local udp_flag=() i
+	local proto=$1 reqs=$2 out="$WORK/callgrind.out.$RANDOM" udp_flag=()
 	[ "$proto" = udp ] && udp_flag=(--udp)
-	rm -f "$sock"
-	# valgrind accepts no RLIMIT_NOFILE hard limit above its own: -c small
-	(ulimit -Sn 1024 && exec valgrind --tool=callgrind \
-		--callgrind-out-file="$out" "${TOGGLES[@]}" "$SERVER_BIN" \
-		--net=dpdk --ip=198.18.0.1/24 -p 11211 -U 11211 -m 64 -c 256 \
-		--poll-idle-us=1000 -- --lcores=0@0,1@0 --no-huge -m 512 \
-		--file-prefix="${TAG}s" --no-pci \
-		--vdev="net_memif0,role=server,socket=$sock,socket-abstract=no") \
-		>"$WORK/valgrind.log" 2>&1 &
-	SRV_PID=$!
-	for i in $(seq 1 600); do
-		[ -S "$sock" ] && break
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ ! -S "$sock" ]; then
-		echo "dpdk-callgrind.sh: dpcached did not start under valgrind:" >&2
-		tail -5 "$WORK/valgrind.log" >&2
-		stop_srv
-		return 1
-	fi
+	SERVER_WRAPPER=(valgrind --tool=callgrind --callgrind-out-file="$out"
+		"${TOGGLES[@]}")
+	memif_server_start 60 -m 64 -c 256 --poll-idle-us=1000 -- \
+		--lcores=0@0,1@0 --no-huge -m 512 || return 1
 	"$BENCH" --dpdk "${udp_flag[@]}" --conns 4 --pipeline 16 --ratio 1:0 \
 		--keys 10000 --preload --requests "$reqs" --rto-ms 2000 \
-		--wait 60 --quiet -- -l 1 --no-huge -m 256 \
-		--file-prefix="${TAG}b" --no-pci \
-		--vdev="net_memif0,role=client,socket=$sock,socket-abstract=no" \
-		--log-level=lib.eal:warning 2>"$WORK/bench.err" >"$WORK/summary"
+		--wait 60 --quiet -- -l 1 --no-huge -m 256 "${MEMIF_BENCH_EAL[@]}" \
+		2>"$WORK/bench.err" >"$WORK/summary"
 	if ! grep -q ' errors=0 timeouts=0 preload_errors=0 ' "$WORK/summary"; then
 		echo "dpdk-callgrind.sh: $proto: errors in the run: $(cat "$WORK/summary")" >&2
 		tail -3 "$WORK/bench.err" >&2
 	fi
-	stop_srv
+	srv_stop
 	awk '/^(summary|totals):/ { print $2; exit }' "$out"
 }
 

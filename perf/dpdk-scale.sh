@@ -36,6 +36,7 @@
 # Needs root (DPDK), and a bench built with libdpdk.
 set -u
 . "$(dirname "$0")/bench_lib.sh"
+. "$(dirname "$0")/dpdk_lib.sh"
 
 SERVER_BIN=${1:-$(default_dpcached)}
 NCPU=$(nproc)
@@ -53,42 +54,25 @@ POLL_IDLE_US=${POLL_IDLE_US:-0}
 HUGEPAGES=${HUGEPAGES:-0}
 BENCH=$(find_bench) || exit 1
 
-die() {
-	echo "dpdk-scale.sh: $*" >&2
-	exit 1
-}
-
-[ "$(id -u)" = 0 ] || die "needs root (DPDK)"
-[ -x "$SERVER_BIN" ] || die "$SERVER_BIN not found"
-"$BENCH" --help | grep -q -- '--dpdk ' || die "$BENCH has no --dpdk"
-"$BENCH" --help | grep -q 'not in this build' && die "$BENCH was built without libdpdk"
-"$SERVER_BIN" --help 2>&1 | grep -q -- '--net=' || die "$SERVER_BIN has no --net=dpdk"
+if why=$(dpdk_missing "$BENCH" "$SERVER_BIN"); then
+	die "$why"
+fi
 case "$MAXCORES" in ''|*[!0-9]*|0) die "bad MAXCORES '$MAXCORES'" ;; esac
 
-TAG=dpscale$$
-WORK=$(mktemp -d /tmp/dpdk-scale.XXXXXX)
-RESULTS=$WORK/results
 HUGE_OLD=""
 HUGE_MOUNTED=0
-SRV_PID=""
 
-cleanup() {
-	if [ -n "$SRV_PID" ]; then
-		kill -INT "$SRV_PID" 2>/dev/null
-		wait "$SRV_PID" 2>/dev/null
-		SRV_PID=""
-	fi
-	bench_cleanup
+# At exit, after the server is stopped: the hugepages and the mount back.
+huge_restore() {
 	if [ -n "$HUGE_OLD" ]; then
 		echo "$HUGE_OLD" >/proc/sys/vm/nr_hugepages
 	fi
 	if [ "$HUGE_MOUNTED" = 1 ]; then
 		umount /dev/hugepages 2>/dev/null
 	fi
-	rm -rf "$WORK"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+dpdk_init dpscale huge_restore
+RESULTS=$WORK/results
 
 if [ "$HUGEPAGES" -gt 0 ]; then
 	HUGE_OLD=$(cat /proc/sys/vm/nr_hugepages)
@@ -143,8 +127,7 @@ worker_ticks() {
 # run_one PROTO N ROUND: one server with N polling lcores, one bench run;
 # appends "proto n round ops_per_sec p99 errors timeouts client_cpu shared".
 run_one() {
-	local proto=$1 n=$2 round=$3 sock=$WORK/memif.sock log=$WORK/server.log
-	local udp_flag="" pipeline=$PIPELINE_TCP summary i rc
+	local proto=$1 n=$2 round=$3 udp_flag="" pipeline=$PIPELINE_TCP summary rc
 	if [ "$proto" = udp ]; then
 		# a UDP request is a timeout only after 1 s: on a shared
 		# machine a preempted poller stalls a whole window for longer
@@ -153,36 +136,17 @@ run_one() {
 		pipeline=$PIPELINE_UDP
 	fi
 	cpu_maps "$n"
-	rm -f "$sock"
 	# shellcheck disable=SC2046
-	"$SERVER_BIN" --net=dpdk --ip=198.18.0.1/24 -p 11211 -U 11211 \
-		-m 1024 -c 65536 --poll-idle-us="$POLL_IDLE_US" -- \
-		--lcores="$SRV_LCORES" $(MEMOPT $((256 + 64 * n))) \
-		--file-prefix="${TAG}s" --no-pci \
-		--vdev="net_memif0,role=server,socket=$sock,socket-abstract=no" \
-		>"$log" 2>&1 &
-	SRV_PID=$!
-	for i in $(seq 1 100); do
-		[ -S "$sock" ] && break
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if [ ! -S "$sock" ]; then
-		echo "dpdk-scale.sh: server ($n lcores) did not start:" >&2
-		tail -5 "$log" >&2
-		wait "$SRV_PID" 2>/dev/null
-		SRV_PID=""
-		return 1
-	fi
+	memif_server_start 10 -m 1024 -c 65536 --poll-idle-us="$POLL_IDLE_US" \
+		-- --lcores="$SRV_LCORES" $(MEMOPT $((256 + 64 * n))) || return 1
 	# shellcheck disable=SC2046
 	timeout $((SECONDS_PER_RUN * 3 + 120)) "$BENCH" --dpdk $udp_flag \
 		--server 198.18.0.1:11211 --conns $((CONNS_PER_CORE * n)) \
 		--pipeline "$pipeline" --ratio 1:0 --keys "$KEYS" --key-size 16 \
 		--value-size 32 --preload --duration "$SECONDS_PER_RUN" \
 		--seed "$round" -- --lcores="$BENCH_LCORES" \
-		$(MEMOPT 512) --file-prefix="${TAG}b" --no-pci \
-		--vdev="net_memif0,role=client,socket=$sock,socket-abstract=no" \
-		--log-level=lib.eal:warning >"$WORK/bench.out" 2>"$WORK/bench.err" &
+		$(MEMOPT 512) "${MEMIF_BENCH_EAL[@]}" \
+		>"$WORK/bench.out" 2>"$WORK/bench.err" &
 	bpid=$!
 	# The server's polling CPU time from the end of flow discovery (the
 	# bench's "flows" line) to the end of the run.
@@ -197,14 +161,7 @@ run_one() {
 	rc=$?
 	t1=$(worker_ticks "$SRV_PID")
 	summary=$(grep '^SUMMARY' "$WORK/bench.out")
-	kill -INT "$SRV_PID" 2>/dev/null
-	for i in $(seq 1 50); do
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$SRV_PID" 2>/dev/null
-	wait "$SRV_PID" 2>/dev/null
-	SRV_PID=""
+	srv_stop
 	if [ $rc != 0 ] || [ -z "$summary" ]; then
 		echo "dpdk-scale.sh: $proto n=$n: no SUMMARY from the bench:" >&2
 		tail -5 "$WORK/bench.err" >&2
@@ -232,14 +189,7 @@ for proto in $PROTOS; do
 done
 
 echo
-awk '
-function median(list,   n, a, i, j, t) {
-	n = split(list, a, " ")
-	for (i = 1; i <= n; i++)
-		for (j = i + 1; j <= n; j++)
-			if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
+awk "$AWK_MEDIAN"'
 { k = $1 " " $2
   all[k] = all[k] " " $4
   if (!(k in best) || $4 + 0 > best[k]) {

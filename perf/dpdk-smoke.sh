@@ -8,69 +8,39 @@
 # programs. Lcores float over all CPUs, and the server sleeps when idle
 # (--poll-idle-us=50), so it runs on a small shared machine.
 set -u
+. "$(dirname "$0")/bench_lib.sh"
+. "$(dirname "$0")/dpdk_lib.sh"
+
 BENCH=${1:?usage: dpdk-smoke.sh BENCH [BIN]}
-SERVER_BIN=${2:-$(cd "$(dirname "$0")/.." && pwd)/build/dataplane/dpcached}
+SERVER_BIN=${2:-$(default_dpcached)}
 LAST=$(( $(nproc) - 1 ))
-WORK=$(mktemp -d /tmp/dpdk-smoke.XXXXXX)
-TAG=dpsm$$
-SRV_PID=""
 
-stop_srv() {
-	local i
-	[ -n "$SRV_PID" ] || return 0
-	kill -INT "$SRV_PID" 2>/dev/null
-	for i in $(seq 1 50); do
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$SRV_PID" 2>/dev/null
-	wait "$SRV_PID" 2>/dev/null
-	SRV_PID=""
-}
-trap 'stop_srv; rm -rf "$WORK"' EXIT
-trap 'exit 130' INT TERM
-
-skip() {
-	echo "dpdk-smoke.sh: skipped: $*"
-	exit 77
-}
-[ "$(id -u)" = 0 ] || skip "needs root"
-[ -x "$SERVER_BIN" ] || skip "$SERVER_BIN not found"
-"$BENCH" --help | grep -q 'not in this build' && skip "bench built without libdpdk"
-"$SERVER_BIN" --help 2>&1 | grep -q -- '--net=' || skip "dpcached has no --net=dpdk"
+if why=$(dpdk_missing "$BENCH" "$SERVER_BIN"); then
+	skip "$why"
+fi
+dpdk_init dpsm
 
 fails=0
 # run N PROTO: one server with N polling lcores, one bench run
 run() {
-	local n=$1 proto=$2 sock="$WORK/m.sock" udp_flag=() summary i
+	local n=$1 proto=$2 udp_flag=() summary=""
 	[ "$proto" = udp ] && udp_flag=(--udp)
-	rm -f "$sock"
-	"$SERVER_BIN" --net=dpdk --ip=198.18.0.1/24 -p 11211 -U 11211 -m 64 \
-		--poll-idle-us=50 -- --lcores="(0-$n)@(0-$LAST)" --no-huge -m 256 \
-		--file-prefix="${TAG}s" --no-pci \
-		--vdev="net_memif0,role=server,socket=$sock,socket-abstract=no" \
-		>"$WORK/server.log" 2>&1 &
-	SRV_PID=$!
-	for i in $(seq 1 100); do
-		[ -S "$sock" ] && break
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	summary=$(timeout 60 "$BENCH" --dpdk "${udp_flag[@]}" --conns 8 \
-		--pipeline 4 --ratio 1:0 --keys 2000 --preload --duration 1 \
-		--quiet -- --lcores="(0-$((n - 1)))@(0-$LAST)" --no-huge -m 256 \
-		--file-prefix="${TAG}b" --no-pci \
-		--vdev="net_memif0,role=client,socket=$sock,socket-abstract=no" \
-		--log-level=lib.eal:warning 2>"$WORK/bench.err" | grep '^SUMMARY')
-	stop_srv
+	if memif_server_start 10 -m 64 --poll-idle-us=50 -- \
+		--lcores="(0-$n)@(0-$LAST)" --no-huge -m 256; then
+		summary=$(timeout 60 "$BENCH" --dpdk "${udp_flag[@]}" --conns 8 \
+			--pipeline 4 --ratio 1:0 --keys 2000 --preload --duration 1 \
+			--quiet -- --lcores="(0-$((n - 1)))@(0-$LAST)" --no-huge -m 256 \
+			"${MEMIF_BENCH_EAL[@]}" 2>"$WORK/bench.err" | grep '^SUMMARY')
+		srv_stop
+	fi
 	if [ -n "$summary" ] &&
 	   echo "$summary" | grep -q ' get_hit_ratio=1.0000 ' &&
 	   echo "$summary" | grep -q ' errors=0 timeouts=0 preload_errors=0 dpdk=1 misrouted=0 '; then
 		echo "ok   $proto, $n lcore(s): $(echo "$summary" | grep -o 'ops_per_sec=[0-9]*')"
 	else
 		echo "FAIL $proto, $n lcore(s): ${summary:-no SUMMARY}"
-		tail -3 "$WORK/bench.err"
-		tail -3 "$WORK/server.log"
+		tail -3 "$WORK/bench.err" 2>/dev/null
+		tail -3 "$DPDK_SERVER_LOG"
 		fails=$((fails + 1))
 	fi
 }

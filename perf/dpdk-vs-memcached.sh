@@ -23,6 +23,7 @@
 # removed / stopped (by PID) on every exit.
 set -u
 . "$(dirname "$0")/bench_lib.sh"
+. "$(dirname "$0")/dpdk_lib.sh"
 
 SERVER_BIN=${1:-$(default_dpcached)}
 SECONDS_PER_RUN=${2:-4}
@@ -33,21 +34,14 @@ MEM_MB=${MEM_MB:-1024}
 POLL_IDLE_US=${POLL_IDLE_US:-0}
 BENCH=$(find_bench) || exit 1
 NETNS_TOOL=$REPO_ROOT/tools/dpdk-netns.sh
-NAME=dpvm$$
-DP=$NAME-dp
-CL=$NAME-cl
 SRV_IP=198.18.0.1
 PORT=11211
 
-die() {
-	echo "dpdk-vs-memcached.sh: $*" >&2
-	exit 1
-}
-
-[ "$(id -u)" = 0 ] || die "needs root (namespaces, DPDK)"
-[ -x "$SERVER_BIN" ] || die "$SERVER_BIN not found"
+# the bench here is the kernel-socket one: only the server needs DPDK
+if why=$(dpdk_missing "" "$SERVER_BIN"); then
+	die "$why"
+fi
 [ -x "$MEMCACHED" ] || die "$MEMCACHED not found"
-"$SERVER_BIN" --help 2>&1 | grep -q -- '--net=' || die "$SERVER_BIN has no --net=dpdk"
 
 SERVER_CPU=0
 BENCH_CPU=1
@@ -55,9 +49,11 @@ if [ "$(nproc)" -lt 2 ]; then
 	die "needs 2 CPUs (server on CPU 0, bench on CPU 1)"
 fi
 
-WORK=$(mktemp -d /tmp/dpdk-vs-mc.XXXXXX)
+dpdk_init dpvm netns_down
+NAME=$TAG
+DP=$NAME-dp
+CL=$NAME-cl
 RESULTS=$WORK/results
-SRV_PID=""
 
 netns_down() {
 	if [ -x "$NETNS_TOOL" ]; then
@@ -67,27 +63,6 @@ netns_down() {
 		ip netns del "$CL" 2>/dev/null
 	fi
 }
-
-stop_srv() {
-	local i
-	[ -n "$SRV_PID" ] || return 0
-	kill -INT "$SRV_PID" 2>/dev/null
-	for i in $(seq 1 50); do
-		kill -0 "$SRV_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$SRV_PID" 2>/dev/null
-	wait "$SRV_PID" 2>/dev/null
-	SRV_PID=""
-}
-
-cleanup() {
-	stop_srv
-	netns_down
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 netns_up() {
 	if [ -x "$NETNS_TOOL" ]; then
@@ -127,7 +102,7 @@ start_dpcached() {
 		-U $PORT -m "$MEM_MB" -c 4096 --poll-idle-us="$POLL_IDLE_US" -- \
 		--lcores=0@$SERVER_CPU,1@$SERVER_CPU --no-huge -m 512 \
 		--file-prefix="$NAME" --no-pci \
-		--vdev=net_af_packet0,iface=vdp0,qpairs=1 >"$WORK/server.log" 2>&1 &
+		--vdev=net_af_packet0,iface=vdp0,qpairs=1 >"$DPDK_SERVER_LOG" 2>&1 &
 	SRV_PID=$!
 }
 
@@ -135,7 +110,7 @@ start_memcached() {
 	ip -n "$DP" addr add $SRV_IP/24 dev vdp0 || return 1
 	ip netns exec "$DP" taskset -c $SERVER_CPU "$MEMCACHED" -u root -t 1 \
 		-l $SRV_IP -p $PORT -U $PORT -m "$MEM_MB" -c 4096 \
-		>"$WORK/server.log" 2>&1 &
+		>"$DPDK_SERVER_LOG" 2>&1 &
 	SRV_PID=$!
 }
 
@@ -152,8 +127,8 @@ run_one() {
 	fi
 	if ! wait_ready; then
 		echo "dpdk-vs-memcached.sh: $name did not start:" >&2
-		tail -5 "$WORK/server.log" >&2
-		stop_srv
+		tail -5 "$DPDK_SERVER_LOG" >&2
+		srv_stop
 		[ "$name" = memcached ] && ip -n "$DP" addr del $SRV_IP/24 dev vdp0
 		return 1
 	fi
@@ -166,7 +141,7 @@ run_one() {
 		--keys "$KEYS" --key-size 16 --value-size 32 \
 		--duration "$SECONDS_PER_RUN" --seed "$round" --quiet |
 		grep '^SUMMARY')
-	stop_srv
+	srv_stop
 	if [ "$name" = memcached ]; then
 		ip -n "$DP" addr del $SRV_IP/24 dev vdp0
 	fi
@@ -200,39 +175,21 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 echo
-printf '%-14s %5s %-9s %12s %9s %9s %7s %6s\n' config round server \
-	ops_per_sec p50_us p99_us cli_cpu errors
-sort -k1,1 -k2,2n -k3,3 "$RESULTS" | while read -r cfg round name ops p50 p99 ccpu err; do
-	printf '%-14s %5s %-9s %12s %9s %9s %7s %6s\n' "$cfg" "$round" "$name" \
-		"$ops" "$p50" "$p99" "$ccpu" "$err"
-done
+print_runs "$RESULTS" '%-14s %5s %-9s %12s %9s %9s %7s %6s\n' config round \
+	server ops_per_sec p50_us p99_us cli_cpu errors
 echo
-awk '
-function median(list,   n, a, i, j, t) {
-	n = split(list, a, " ")
-	for (i = 1; i <= n; i++)
-		for (j = i + 1; j <= n; j++)
-			if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-	if (n == 0) return "n/a"
-	return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-}
-{ key = $1 " " $2; ops[key, $3] = $4; p99[key, $3] = $6; err += $8
-  busy += ($7 > 0.9); keys[key] = $1
-  if (!($1 in seen)) { seen[$1] = 1; order[++nc] = $1 } }
+awk "$AWK_MEDIAN$AWK_PAIRS"'
+{ add_run(); err += $8; busy += ($7 > 0.9) }
 END {
-	for (k in keys) {
-		if (((k, "dpcached") in ops) && ops[k, "memcached"] > 0 && p99[k, "memcached"] > 0) {
-			t = ops[k, "dpcached"] / ops[k, "memcached"]
-			l = p99[k, "dpcached"] / p99[k, "memcached"]
-			rt[keys[k]] = rt[keys[k]] " " t; rl[keys[k]] = rl[keys[k]] " " l
-			all_t = all_t " " t; all_l = all_l " " l
-		}
-		mc[keys[k]] = mc[keys[k]] " " ops[k, "memcached"]
-		dp[keys[k]] = dp[keys[k]] " " ops[k, "dpcached"]
+	all_t = ratios(ops, "dpcached", "memcached", rt)
+	all_l = ratios(p99, "dpcached", "memcached", rl)
+	for (k in cfg_of) {
+		mc[cfg_of[k]] = mc[cfg_of[k]] " " ops[k, "memcached"]
+		dp[cfg_of[k]] = dp[cfg_of[k]] " " ops[k, "dpcached"]
 	}
 	printf "%-14s %14s %14s %18s %12s\n", "config", "memcached_ops", "dpcached_ops", "ratio_throughput", "ratio_p99"
-	for (i = 1; i <= nc; i++) {
-		c = order[i]
+	for (i = 1; i <= ncfg; i++) {
+		c = cfgs[i]
 		printf "%-14s %14s %14s %18s %12s\n", c, median(mc[c]), median(dp[c]), \
 			(c in rt) ? sprintf("%.3f", median(rt[c])) : "n/a", \
 			(c in rl) ? sprintf("%.3f", median(rl[c])) : "n/a"
