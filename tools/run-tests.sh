@@ -17,6 +17,7 @@ case "${1:-}" in
     # Fail on the first UBSan report; leaks fail the run too.
     export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+    export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
     ;;
   "") ;;
   *) echo "usage: $0 [--asan]" >&2; exit 2 ;;
