@@ -160,8 +160,8 @@ struct tcp_ooo {
 };
 
 struct tcp_conn {
-	struct tcp_conn *hnext;      /* hash chain */
-	struct tcp_conn *dnext;      /* dirty or dead list */
+	struct tcp_conn *hnext;      /* hash chain; the dead list once unhashed */
+	struct tcp_conn *dnext;      /* the stack's dirty list */
 	struct tcp_stack *st;
 	void *ctx;
 
@@ -193,6 +193,8 @@ struct tcp_conn {
 	uint32_t fin_seq;            /* valid when fin_queued */
 	uint16_t smss;               /* payload per segment (options taken off) */
 	uint16_t peer_mss;
+	uint16_t rcv_mss;            /* largest payload seen (RFC 5681 4.2's
+				      * "full-sized"), at most our MSS */
 	uint32_t cwnd, ssthresh, recover;
 	unsigned dupacks;
 
@@ -207,7 +209,8 @@ struct tcp_conn {
 	uint32_t srtt, rttvar, rto;
 	uint32_t rtt_seq;
 	uint64_t rtt_start;
-	unsigned retries;                 /* RTOs in a row (or SYN-ACK resends) */
+	unsigned retries;                 /* RTOs in a row, SYN-ACK resends, or
+					   * unanswered zero-window probes */
 	unsigned persist_shift;
 
 	/* receive buffer */
@@ -352,12 +355,13 @@ static void mark_dirty(struct tcp_conn *c)
 /* ---- segment output ------------------------------------------------------ */
 
 /* Builds and sends one segment from explicit fields (used for RSTs and
- * TIME-WAIT ACKs where there is no connection too). */
-static int emit(struct tcp_stack *st, uint32_t lip, uint32_t rip,
-		uint16_t lport, uint16_t rport, uint32_t seq, uint32_t ack,
-		uint8_t flags, uint16_t wnd, const uint8_t *opts,
-		unsigned optlen, const struct tcp_conn *c, uint32_t doff,
-		uint32_t dlen)
+ * TIME-WAIT ACKs where there is no connection too). Inlined: it is on the
+ * path of every segment and takes 13 arguments. */
+static inline __attribute__((always_inline)) int
+emit(struct tcp_stack *st, uint32_t lip, uint32_t rip, uint16_t lport,
+     uint16_t rport, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t wnd,
+     const uint8_t *opts, unsigned optlen, const struct tcp_conn *c,
+     uint32_t doff, uint32_t dlen)
 {
 	void *pkt;
 	size_t hlen = TCP_HDR_LEN + optlen, len = hlen + dlen;
@@ -644,7 +648,9 @@ static inline uint32_t data_end(const struct tcp_conn *c)
  * ACK): data from snd_una, or the FIN alone. */
 static void retransmit_una(struct tcp_conn *c)
 {
-	uint32_t n = min32(c->sb_len, c->smss);
+	/* Only bytes sent before (below SND.MAX): never new data, which may
+	 * lie beyond the peer's window and which SND.MAX would not cover. */
+	uint32_t n = min32(min32(c->sb_len, c->smss), c->snd_max - c->snd_una);
 	uint8_t fl = 0;
 
 	if (n && n == c->sb_len)
@@ -748,7 +754,7 @@ static void conn_output(struct tcp_conn *c)
 		return;
 ack:
 	if (c->ack_now || c->wnd_update ||
-	    c->rcv_nxt - c->last_ack_sent >= 2u * c->smss)
+	    c->rcv_nxt - c->last_ack_sent >= 2u * c->rcv_mss)
 		send_ack(c);
 	else if (c->rcv_nxt != c->last_ack_sent && !tw_timer_armed(&c->dack))
 		tw_timer_arm(st->wheel, &c->dack, st->now + st->cfg.delack_us);
@@ -922,6 +928,8 @@ static bool data_in(struct tcp_conn *c, uint32_t seq, const uint8_t *d,
 			send_ack(c);           /* RFC 5681 4.2: dup ACK now */
 			return false;
 		}
+		if (len > c->rcv_mss)
+			c->rcv_mss = (uint16_t)min32(len, st->cfg.mss);
 		c->rb_len += len;
 		c->rcv_nxt += len;
 		readable = true;
@@ -938,8 +946,10 @@ static bool data_in(struct tcp_conn *c, uint32_t seq, const uint8_t *d,
 			}
 			c->ack_now = true;
 		}
-		if (c->ooo_fin && c->rcv_nxt == c->ooo_fin_seq)
-			fin = true, fin_seq = c->rcv_nxt;
+		if (c->ooo_fin && c->rcv_nxt == c->ooo_fin_seq) {
+			fin = true;            /* the FIN beyond the hole */
+			fin_seq = c->rcv_nxt;
+		}
 		/* The ACK is owed: flush sends it with the response, or arms
 		 * the delayed-ACK timer if nothing goes out. */
 		mark_dirty(c);
@@ -1186,8 +1196,9 @@ static bool ack_in(struct tcp_conn *c, const struct tcp_seg *s)
 		send_ack(c);                   /* RFC 5961 5.2: too old */
 		return false;
 	}
-	if (c->persist)
-		c->retries = 0;                /* a probe was answered */
+	if (c->persist || !wnd)
+		c->retries = 0;   /* a probe, or an RTO resend into a window the
+				   * peer shrank to 0, was answered: it lives */
 	if (SEQ_GT(ack, c->snd_una)) {
 		fin_acked = ack_advance(c, s);
 	} else if (ack == c->snd_una && !s->len &&
@@ -1404,6 +1415,7 @@ static void passive_open(struct tcp_stack *st, uint32_t rip, uint32_t lip,
 		c->peer_mss = 88;              /* nonsense MSS: clamp */
 	c->smss = (uint16_t)(min32(c->peer_mss, cfg->mss) -
 			     (c->ts_ok ? TCP_TS_OPT_LEN : 0));
+	c->rcv_mss = c->smss;                  /* until bigger ones arrive */
 	c->snd_wnd = s->wnd;                   /* never scaled in a SYN */
 	c->max_snd_wnd = s->wnd;
 	c->snd_wl1 = s->seq;
@@ -1485,6 +1497,8 @@ static bool fast_path(struct tcp_conn *c, const struct tcp_seg *s,
 		c->snd_wl2 = s->ack;
 	}
 	if (s->len) {
+		if (s->len > c->rcv_mss)
+			c->rcv_mss = (uint16_t)min32(s->len, c->st->cfg.mss);
 		memcpy(c->rb + c->rb_off + c->rb_len, s->data, s->len);
 		c->rb_len += s->len;
 		c->rcv_nxt += s->len;

@@ -22,7 +22,8 @@
  * 3.7.1), data within the window it advertised (scaled only when both sides
  * sent WS, RFC 7323 2.2), ACK on every non-RST segment, TS on every one once
  * agreed (RFC 7323 3.2), ACK and TSval never going backwards; closed() at
- * most once per accepted connection and no callback after it.
+ * most once per accepted connection and no callback after it; segs_in and
+ * segs_out equal to what the test fed and what reached seg_send.
  *
  * The lossy-link tests put a seeded drop/duplicate/reorder channel between
  * a minimal client TCP (go-back-N) and the stack and check that an echo of
@@ -411,6 +412,7 @@ static void fx_recreate(struct fx *fx, const struct tcp_config *cfg)
 	fx_free_queue(fx);
 	fx_free_conns(fx);
 	fx->cfg = *cfg;
+	fx->fed = fx->sends = fx->allocs = 0;
 	fx->st = tcp_stack_create(&fx->cfg, &fx_io, fx, &fx_app, fx, fx->now);
 	assert_non_null(fx->st);
 }
@@ -436,6 +438,7 @@ static int fx_teardown(void **state)
 	unsigned bad_closed = 0, after = 0;
 
 	unsigned mss_bad = 0, wnd_bad = 0, hdr_bad = 0;
+	bool seg_in_bad = false, seg_out_bad = false;
 
 	for (unsigned i = 0; i < fx->nconns; i++) {
 		if (fx->conns[i].closed_n > 1)
@@ -448,6 +451,11 @@ static int fx_teardown(void **state)
 		mss_bad += fx->cls[i].mss_violations;
 		wnd_bad += fx->cls[i].wnd_violations;
 		hdr_bad += fx->cls[i].hdr_violations;
+	}
+	/* every segment fed was counted in, every one sent counted out */
+	if (fx->st) {
+		seg_in_bad = ctr(fx)->segs_in != fx->fed;
+		seg_out_bad = ctr(fx)->segs_out != fx->sends;
 	}
 	tcp_stack_destroy(&fx->st);
 	assert_null(fx->st);
@@ -466,6 +474,8 @@ static int fx_teardown(void **state)
 	assert_int_equal(mss_bad, 0);
 	assert_int_equal(wnd_bad, 0);
 	assert_int_equal(hdr_bad, 0);
+	assert_false(seg_in_bad);
+	assert_false(seg_out_bad);
 	return 0;
 }
 
@@ -2820,6 +2830,7 @@ static void test_create_destroy_contract(void **state)
 		fx->st = tcp_stack_create(&fx->cfg, &fx_io, fx, &fx_app, fx,
 					  fx->now);
 		assert_non_null(fx->st);
+		fx->fed = fx->sends = fx->allocs = 0;
 		fx->nconns = 0;       /* those ctx are gone with the stack */
 		free(cl->ac->rx);
 	}
@@ -4950,6 +4961,389 @@ static void test_lossy_link_seed_sweep_tiny_buffers(void **state)
 	lossy_sweep(fx, 100, 400);
 }
 
+/* Several connections at once over one lossy link: their timers share the
+ * wheel, their segments interleave, connections start, finish and close at
+ * different times. Each must echo byte-exact and end with one closed(). */
+struct mflow {
+	struct cl *cl;
+	uint32_t base, una, fin_seq;
+	uint64_t last_progress;
+	size_t total;
+	unsigned seed;
+	bool fin_sent, app_closed;
+};
+
+static void run_lossy_multi(struct fx *fx, uint64_t seed, unsigned nflows)
+{
+	static uint8_t src[8][40000];
+	static struct seg v[512];
+	struct mflow f[8];
+	struct lossy l = { .rng = seed * 0x2545f4914f6cdd1dull + 7,
+			   .drop = 7, .dup = 2, .reorder = 0 };
+	uint64_t deadline = fx->now + 300 * SEC;
+	bool done = false;
+
+	assert_true(nflows <= 8);
+	fx->mode = APP_ECHO;
+	fx_drop_all(fx);
+	for (unsigned k = 0; k < nflows; k++) {
+		f[k].cl = cl_new(fx, (uint16_t)(44000 + seed * 8 + k),
+				 (uint32_t)(seed * 77777 + k * 0x40000000u));
+		f[k].cl->ts = (seed + k) % 2;
+		f[k].total = 10000 + 3000 * k;
+		fill_pattern(src[k], f[k].total, (unsigned)(seed + k));
+		cl_connect(f[k].cl);
+		f[k].cl->lossy = true;
+		f[k].base = f[k].una = f[k].cl->snd_nxt;
+		f[k].last_progress = fx->now;
+		f[k].fin_sent = f[k].app_closed = false;
+		f[k].fin_seq = 0;
+	}
+	while (!done && fx->now < deadline) {
+		unsigned n = 0;
+
+		for (unsigned k = 0; k < nflows; k++) {
+			struct mflow *m = &f[k];
+			struct cl *cl = m->cl;
+			uint32_t wnd = cl->srv_wnd < 8 * 1448 ? cl->srv_wnd :
+				8 * 1448;
+
+			while (cl->snd_nxt - m->base < m->total &&
+			       cl->snd_nxt - m->una < wnd && !m->fin_sent) {
+				uint32_t off = cl->snd_nxt - m->base;
+				uint32_t len = (uint32_t)(m->total - off);
+
+				if (len > 1448)
+					len = 1448;
+				if (len > wnd - (cl->snd_nxt - m->una))
+					len = wnd - (cl->snd_nxt - m->una);
+				lossy_send(&l, cl, F_ACK | F_PSH, cl->snd_nxt,
+					   src[k] + off, len);
+				cl->snd_nxt += len;
+			}
+			/* all echoed: our FIN, again every 300 ms until ACKed */
+			if (cl->rx_len == m->total &&
+			    m->una - m->base == m->total &&
+			    (!m->fin_sent ||
+			     (SEQ_LEQ(cl->srv_ack, m->fin_seq) &&
+			      fx->now - m->last_progress > 300 * MS))) {
+				m->fin_seq = m->base + (uint32_t)m->total;
+				lossy_send(&l, cl, F_FIN | F_ACK, m->fin_seq,
+					   NULL, 0);
+				cl->snd_nxt = m->fin_seq + 1;
+				m->fin_sent = true;
+				m->last_progress = fx->now;
+			}
+			if (!m->app_closed && cl->ac->c &&
+			    tcp_conn_peer_closed(cl->ac->c)) {
+				tcp_close(cl->ac->c);
+				tcp_stack_flush(fx->st);
+				m->app_closed = true;
+			}
+		}
+		while (n < 512 && fx_pop(fx, &v[n]))
+			n++;
+		for (unsigned i = 0; i < n; i++) {
+			struct mflow *m = NULL;
+			uint32_t before;
+
+			for (unsigned k = 0; k < nflows; k++)
+				if (v[i].dport == f[k].cl->port)
+					m = &f[k];
+			if (m == NULL)
+				continue;
+			cl_check_hdr(m->cl, &v[i]);
+			if (lossy_rand(&l) < l.drop)
+				continue;
+			before = m->cl->rcv_nxt;
+			cl_absorb(m->cl, &v[i]);
+			if (SEQ_GT(m->cl->srv_ack, m->una) &&
+			    SEQ_LEQ(m->cl->srv_ack, m->base + m->total)) {
+				m->una = m->cl->srv_ack;
+				m->last_progress = fx->now;
+			}
+			if (m->cl->rcv_nxt != before || v[i].len ||
+			    (v[i].flags & F_FIN))
+				lossy_send(&l, m->cl, F_ACK, m->cl->snd_nxt,
+					   NULL, 0);
+		}
+		for (unsigned k = 0; k < nflows; k++) {
+			struct mflow *m = &f[k];
+			struct cl *cl = m->cl;
+
+			if (!m->fin_sent && fx->now - m->last_progress >
+			    300 * MS && cl->snd_nxt != m->una) {
+				uint32_t off = m->una - m->base;
+				uint32_t len = cl->snd_nxt - m->una;
+
+				if (len > 1448)
+					len = 1448;
+				lossy_send(&l, cl, F_ACK | F_PSH, m->una,
+					   src[k] + off, len);
+				cl->snd_nxt = m->una + len;
+				m->last_progress = fx->now;
+			}
+		}
+		done = true;
+		for (unsigned k = 0; k < nflows; k++)
+			if (!f[k].fin_sent || f[k].cl->ac->closed_n == 0 ||
+			    !f[k].cl->got_fin ||
+			    SEQ_LEQ(f[k].cl->srv_ack, f[k].fin_seq))
+				done = false;
+		fx_advance(fx, TICK);
+	}
+	if (l.held_len)
+		fx_feed(fx, CL_IP, l.held, l.held_len);
+	fx_advance(fx, 5 * SEC);
+	for (unsigned k = 0; k < nflows; k++) {
+		struct cl *cl = f[k].cl;
+
+		if (cl->rx_len != f[k].total || cl->ac->closed_n != 1)
+			print_error("multi seed %llu flow %u: got %zu of %zu, "
+				    "closed %u, got_fin %d\n",
+				    (unsigned long long)seed, k, cl->rx_len,
+				    f[k].total, cl->ac->closed_n, cl->got_fin);
+		assert_int_equal(cl->rx_len, f[k].total);
+		assert_memory_equal(cl->rx, src[k], f[k].total);
+		assert_int_equal(cl->ac->closed_n, 1);
+		assert_true(cl->got_fin);
+	}
+	for (int i = 0; i < TCP_STATE_COUNT; i++)
+		if (i != TCP_TIME_WAIT)
+			assert_int_equal(ctr(fx)->conns_in_state[i], 0);
+}
+
+static void test_lossy_link_many_flows_at_once(void **state)
+{
+	struct fx *fx = *state;
+
+	for (uint64_t seed = 1; seed <= 6; seed++) {
+		if (fx->ncls > FX_MAX_CL - 8) {
+			for (unsigned i = 0; i < fx->ncls; i++)
+				free(fx->cls[i].rx);
+			fx->ncls = 0;
+		}
+		if (fx->nconns > FX_MAX_CONNS - 8)
+			fx_free_conns(fx);
+		run_lossy_multi(fx, seed, 8);
+	}
+	assert_int_equal(ctr(fx)->aborts, 0);
+}
+
+/* Chaos: four flows, 3000 random steps per seed: plausible but wrong
+ * segments near the windows (stray FIN, RST, SYN, bad ACKs, partial
+ * overlaps), real data, duplicate SYNs, random app calls (send, close,
+ * abort, partial consume) and random time steps, then 200 s of quiet.
+ * Nothing may crash or trip the sanitizers; closed() at most once, no
+ * callback after it; segs_in/segs_out exact; afterwards every connection
+ * has ended or sits in a state a silent peer cannot hold forever. */
+static void chaos_run(struct fx *fx, uint64_t seed)
+{
+	struct lossy rng = { .rng = seed * 0x9e3779b97f4a7c15ull ^ 0xabcdef };
+	struct tcp_config cfg = fx->cfg;
+	struct cl *c[4];
+	uint8_t b[300];
+
+	fx_recreate(fx, &cfg);            /* fresh stack: no stale ctx */
+	for (unsigned i = 0; i < fx->ncls; i++)
+		free(fx->cls[i].rx);
+	fx->ncls = 0;
+	fx->mode = (enum app_mode)(seed % 4);
+	memset(b, 'r', sizeof(b));
+	fx->reply = b;
+	fx->reply_len = sizeof(b);
+	for (int k = 0; k < 4; k++) {
+		struct seg s;
+
+		c[k] = cl_new(fx, (uint16_t)(45000 + k), (uint32_t)(rng.rng >> 3));
+		c[k]->lax = true;        /* its view of the flow is fiction */
+		c[k]->lossy = true;
+		lossy_rand(&rng);
+		cl_syn(c[k]);
+		if (fx_pop(fx, &s)) {
+			cl_absorb(c[k], &s);
+			cl_ack(c[k]);
+		}
+		c[k]->ac = fx_find_ac(fx, c[k]->port);
+	}
+	for (int i = 0; i < 3000; i++) {
+		struct cl *cl = c[lossy_rand(&rng) % 4];
+		struct app_conn *ac = cl->ac;
+		unsigned r = lossy_rand(&rng);
+		struct seg s;
+
+		if (r < 40) {
+			uint8_t fl = F_ACK;
+			uint32_t seq, ack;
+			size_t n;
+
+			if (lossy_rand(&rng) < 10)
+				fl |= F_FIN;
+			if (lossy_rand(&rng) < 3)
+				fl |= F_RST;
+			if (lossy_rand(&rng) < 3)
+				fl |= F_SYN;
+			seq = cl->snd_nxt + (uint32_t)lossy_rand(&rng) * 30 - 1000;
+			ack = cl->rcv_nxt + (uint32_t)lossy_rand(&rng) * 20 - 1000;
+			n = lossy_rand(&rng) * 2;
+			cl_seg(cl, fl, seq, ack, b, n);
+			if (lossy_rand(&rng) < 50)
+				cl->snd_nxt += (uint32_t)n;
+		} else if (r < 55) {
+			cl_data(cl, b, lossy_rand(&rng) * 3);
+		} else if (r < 70) {
+			cl_ack(cl);
+		} else if (r < 75) {
+			cl_syn(cl);
+		} else if (r < 80 && ac && ac->c && ac->closed_n == 0) {
+			unsigned a = lossy_rand(&rng) % 6;
+			const uint8_t *p;
+
+			if (a == 0)
+				tcp_send(ac->c, b, lossy_rand(&rng) * 3);
+			else if (a == 1)
+				tcp_close(ac->c);
+			else if (a == 2 && lossy_rand(&rng) < 20)
+				tcp_abort(ac->c);
+			else if (a == 3)
+				tcp_recv_consume(ac->c,
+						 tcp_recv_peek(ac->c, &p) / 2 + 1);
+			tcp_stack_flush(fx->st);
+		} else if (r < 90) {
+			fx_advance(fx, (lossy_rand(&rng) + 1) * 10 * TICK);
+		}
+		while (fx_pop(fx, &s))
+			for (int k = 0; k < 4; k++)
+				if (s.dport == c[k]->port) {
+					cl_absorb(c[k], &s);
+					if (!c[k]->ac)
+						c[k]->ac = fx_find_ac(fx,
+								c[k]->port);
+				}
+	}
+	fx_advance(fx, 200 * SEC);
+	fx_drop_all(fx);
+	for (unsigned i = 0; i < fx->nconns; i++) {
+		assert_true(fx->conns[i].closed_n <= 1);
+		assert_int_equal(fx->conns[i].after_closed, 0);
+	}
+	assert_int_equal(ctr(fx)->segs_in, fx->fed);
+	assert_int_equal(ctr(fx)->segs_out, fx->sends);
+	assert_int_equal(ctr(fx)->conns_in_state[TCP_SYN_RECEIVED], 0);
+	assert_int_equal(ctr(fx)->conns_in_state[TCP_TIME_WAIT], 0);
+	assert_int_equal(ctr(fx)->conns_in_state[TCP_FIN_WAIT_2], 0);
+	assert_int_equal(ctr(fx)->conns_in_state[TCP_LAST_ACK], 0);
+	assert_int_equal(ctr(fx)->conns_in_state[TCP_CLOSING], 0);
+}
+
+static void test_chaos_random_steps_no_crash(void **state)
+{
+	struct fx *fx = *state;
+
+	for (uint64_t seed = 1; seed <= 100; seed++)
+		chaos_run(fx, seed);
+}
+
+/* tcp_abort() from inside accepted(): RST out, and closed(ctx) once for
+ * the ctx accepted() went on to return ("closed() follows at once"). */
+static void *abort_accepted(void *arg, struct tcp_conn *c)
+{
+	void *ctx = app_accepted(arg, c);
+
+	tcp_abort(c);
+	return ctx;
+}
+
+static void test_abort_inside_accepted(void **state)
+{
+	struct fx *fx = *state;
+	static const struct tcp_app app = {
+		.accepted = abort_accepted,
+		.readable = app_readable,
+		.writable = app_writable,
+		.closed = app_closed,
+	};
+	struct cl *cl;
+	struct seg s;
+	bool rst = false;
+
+	tcp_stack_destroy(&fx->st);
+	fx->st = tcp_stack_create(&fx->cfg, &fx_io, fx, &app, fx, fx->now);
+	assert_non_null(fx->st);
+	cl = cl_new(fx, 40260, 19);
+	cl_syn(cl);
+	fx_pop_must(fx, &s);
+	cl_absorb(cl, &s);
+	cl_data(cl, "data", 4);
+	assert_int_equal(fx->accepted_calls, 1);
+	assert_int_equal(fx->closed_calls, 1);
+	assert_int_equal(fx->conns[0].closed_n, 1);
+	while (fx_pop(fx, &s))
+		if (s.flags & F_RST)
+			rst = true;
+	assert_true(rst);
+	for (int i = 0; i < TCP_STATE_COUNT; i++)
+		if (i != TCP_TIME_WAIT)
+			assert_int_equal(ctr(fx)->conns_in_state[i], 0);
+}
+
+/* The peer shrinks its window to 0 with data in flight and keeps ACKing
+ * (ACK = SND.UNA, window 0): alive, not aborted by max_retries; data flows
+ * when the window opens (RFC 9293 3.8.6.1: do not close while the peer
+ * answers). */
+static void test_window_shrunk_to_zero_with_data_in_flight(void **state)
+{
+	struct fx *fx = *state;
+	struct cl *cl = cl_new(fx, 40261, 20);
+	static uint8_t d[20000];
+	struct seg v[64], s;
+	unsigned n;
+
+	fill_pattern(d, sizeof(d), 59);
+	cl_connect(cl);
+	assert_int_equal(tcp_send(cl->ac->c, d, sizeof(d)), sizeof(d));
+	tcp_stack_flush(fx->st);
+	n = fx_take_data(fx, v, 64);
+	assert_true(n >= 2);
+	cl_absorb(cl, &v[0]);                 /* the rest is "lost" */
+	cl->win = 0;
+	cl_ack(cl);
+	for (int i = 0; i < 120; i++) {
+		fx_advance(fx, SEC);
+		while (fx_pop(fx, &s)) {
+			assert_false(s.flags & F_RST);
+			cl_ack(cl);           /* still zero, nothing taken */
+		}
+	}
+	assert_int_equal(cl->ac->closed_n, 0);
+	assert_int_equal(ctr(fx)->aborts, 0);
+	cl->win = 65535;
+	cl_ack(cl);
+	cl_recv(cl, sizeof(d), 60 * SEC);
+	assert_int_equal(cl->rx_len, sizeof(d));
+	assert_memory_equal(cl->rx, d, sizeof(d));
+}
+
+/* With timestamps a full-sized segment carries 1448 bytes: two of them get
+ * an immediate ACK too (RFC 9293 3.8.6.3). */
+static void test_ack_every_second_full_segment_with_timestamps(void **state)
+{
+	struct fx *fx = *state;
+	struct cl *cl = cl_new(fx, 40262, 21);
+	uint8_t d[1448];
+	struct seg s;
+
+	fill_pattern(d, sizeof(d), 61);
+	cl_connect(cl);
+	assert_true(cl->ts_ok);
+	cl_data(cl, d, sizeof(d));
+	assert_int_equal(fx_pending(fx), 0);
+	cl_data(cl, d, sizeof(d));
+	fx_pop_must(fx, &s);
+	assert_int_equal(s.ack, cl->snd_nxt);
+	assert_int_equal(ctr(fx)->delayed_acks, 0);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
@@ -5073,6 +5467,11 @@ int main(void)
 		T(test_rto_with_unsent_data_queued_behind),
 		T(test_lossy_link_seed_sweep),
 		T(test_lossy_link_seed_sweep_tiny_buffers),
+		T(test_lossy_link_many_flows_at_once),
+		T(test_chaos_random_steps_no_crash),
+		T(test_abort_inside_accepted),
+		T(test_window_shrunk_to_zero_with_data_in_flight),
+		T(test_ack_every_second_full_segment_with_timestamps),
 	};
 #undef T
 	return cmocka_run_group_tests_name("tcp", tests, NULL, NULL);
