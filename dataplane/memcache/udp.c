@@ -29,6 +29,12 @@
  *     is bounded by item_size_max per key and 65535 datagrams per reply. UDP
  *     is off unless the operator enables it.
  *
+ * Cost (the request path of a UDP get): the request is looked at here only
+ * as far as the rules above need (its command word, and its line end),
+ * then parsed once by the text or binary side; the reply is written
+ * straight into the caller's buffer (kept between datagrams) and framed in
+ * place, moved up by its 8-byte header: no allocation per datagram.
+ *
  * Threads: the worker's thread, online; nothing is kept between datagrams.
  */
 #include <errno.h>
@@ -82,12 +88,6 @@ static size_t udp_tokenize(const char *line, size_t len, struct udp_token *tok,
 	return n;
 }
 
-static bool udp_token_is(const struct udp_token *t, const char *word)
-{
-	size_t n = strlen(word);
-	return t->n == n && memcmp(t->p, word, n) == 0;
-}
-
 /* A decimal token as a byte count; false if it is not one (or absurd). */
 static bool udp_token_size(const struct udp_token *t, size_t *out)
 {
@@ -104,25 +104,89 @@ static bool udp_token_size(const struct udp_token *t, size_t *out)
 	return true;
 }
 
-static bool udp_line_refused(const char *line, size_t len)
-{
-	struct udp_token t;
+/* What a text command word means here (the text parser re-reads it). */
+enum udp_cmd {
+	UDP_CMD_OTHER = 0,
+	UDP_CMD_READ,             /* get, gets, bget, gat, gats, mg */
+	UDP_CMD_STORE,            /* set, add, replace, append, prepend, cas */
+	UDP_CMD_MS,               /* ms: its data length is token 2, not 4 */
+	UDP_CMD_REFUSED,          /* stats, flush_all, shutdown */
+};
 
-	if (udp_tokenize(line, len, &t, 1) == 0)
-		return false;
-	return udp_token_is(&t, "stats") || udp_token_is(&t, "flush_all") ||
-	       udp_token_is(&t, "shutdown");
+#define UDP_WORD_IS(w, n, lit) \
+	((n) == sizeof(lit) - 1 && memcmp((w), (lit), sizeof(lit) - 1) == 0)
+
+/* Classifies a command word by its length first: a handful of fixed-size
+ * compares instead of a strlen + memcmp per candidate. */
+static enum udp_cmd udp_cmd_of(const char *w, size_t n)
+{
+	switch (n) {
+	case 2:
+		if (UDP_WORD_IS(w, n, "mg"))
+			return UDP_CMD_READ;
+		if (UDP_WORD_IS(w, n, "ms"))
+			return UDP_CMD_MS;
+		break;
+	case 3:
+		if (UDP_WORD_IS(w, n, "get") || UDP_WORD_IS(w, n, "gat"))
+			return UDP_CMD_READ;
+		if (UDP_WORD_IS(w, n, "set") || UDP_WORD_IS(w, n, "add") ||
+		    UDP_WORD_IS(w, n, "cas"))
+			return UDP_CMD_STORE;
+		break;
+	case 4:
+		if (UDP_WORD_IS(w, n, "gets") || UDP_WORD_IS(w, n, "bget") ||
+		    UDP_WORD_IS(w, n, "gats"))
+			return UDP_CMD_READ;
+		break;
+	case 5:
+		if (UDP_WORD_IS(w, n, "stats"))
+			return UDP_CMD_REFUSED;
+		break;
+	case 6:
+		if (UDP_WORD_IS(w, n, "append"))
+			return UDP_CMD_STORE;
+		break;
+	case 7:
+		if (UDP_WORD_IS(w, n, "replace") || UDP_WORD_IS(w, n, "prepend"))
+			return UDP_CMD_STORE;
+		break;
+	case 8:
+		if (UDP_WORD_IS(w, n, "shutdown"))
+			return UDP_CMD_REFUSED;
+		break;
+	case 9:
+		if (UDP_WORD_IS(w, n, "flush_all"))
+			return UDP_CMD_REFUSED;
+		break;
+	}
+	return UDP_CMD_OTHER;
+}
+
+/* The first token of a line, as udp_tokenize splits it: its length (0 when
+ * the line has none) and, in *w, where it starts. */
+static size_t udp_first_word(const char *line, size_t len, const char **w)
+{
+	size_t i = 0, start;
+
+	while (i < len && line[i] == ' ')
+		i++;
+	start = i;
+	while (i < len && line[i] != ' ')
+		i++;
+	*w = line + start;
+	return i - start;
 }
 
 /*
- * Whether any line of the payload, not only the first, starts with a command
+ * Whether a line of a storage command's data block starts with a command
  * refused over UDP. A storage line the text parser rejects (bad flags, say)
  * is answered without swallowing its data block, as memcached does, so the
  * data is then run as commands: "set k x 0 11\r\nflush_all\r\n\r\n" must
  * not flush. A value that merely contains such a line is refused too; that
  * is the price of not parsing here what the text parser parses.
  */
-static bool udp_text_refused(const char *p, size_t len)
+static bool udp_data_refused(const char *p, size_t len)
 {
 	size_t off = 0;
 
@@ -132,7 +196,9 @@ static bool udp_text_refused(const char *p, size_t len)
 		size_t n = end - off;
 		if (n > 0 && p[off + n - 1] == '\r')
 			n--;
-		if (udp_line_refused(p + off, n))
+		const char *w;
+		size_t wn = udp_first_word(p + off, n, &w);
+		if (wn > 0 && udp_cmd_of(w, wn) == UDP_CMD_REFUSED)
 			return true;
 		off = end + 1;
 	}
@@ -143,7 +209,9 @@ static bool udp_text_refused(const char *p, size_t len)
  * Classifies a text payload and checks that it is exactly one request: a
  * command line, plus "<bytes>\r\n" of data for a storage command. The text
  * parser itself (mc_text_run_buffer) still validates the request; this only
- * frames it.
+ * frames it, so it looks at no more than it must: the command word, and
+ * for a storage command (rare over UDP) the line's tokens up to its length
+ * and the lines of its data block. A get is one memchr and one word.
  */
 static enum udp_kind udp_text_kind(const char *p, size_t len)
 {
@@ -155,22 +223,18 @@ static enum udp_kind udp_text_kind(const char *p, size_t len)
 	if (line_len > 0 && p[line_len - 1] == '\r')
 		line_len--;
 
-	struct udp_token tok[6];
-	size_t ntok = udp_tokenize(p, line_len, tok, 6);
-	if (ntok == 0)
+	const char *w;
+	size_t wn = udp_first_word(p, line_len, &w);
+	if (wn == 0)                           /* no token: an empty line */
 		return line_total == len ? UDP_OTHER : UDP_DROP;
-
-	/* Where a storage command says its data length is. */
-	size_t bytes_tok = 0;
-	if (udp_token_is(&tok[0], "set") || udp_token_is(&tok[0], "add") ||
-	    udp_token_is(&tok[0], "replace") || udp_token_is(&tok[0], "append") ||
-	    udp_token_is(&tok[0], "prepend") || udp_token_is(&tok[0], "cas"))
-		bytes_tok = 4;
-	else if (udp_token_is(&tok[0], "ms"))
-		bytes_tok = 2;
+	enum udp_cmd cmd = udp_cmd_of(w, wn);
 
 	size_t expect = line_total;
-	if (bytes_tok != 0) {
+	if (cmd == UDP_CMD_STORE || cmd == UDP_CMD_MS) {
+		/* Where a storage command says its data length is. */
+		size_t bytes_tok = cmd == UDP_CMD_MS ? 2 : 4;
+		struct udp_token tok[6];
+		size_t ntok = udp_tokenize(p, line_len, tok, 6);
 		size_t nbytes;
 		/* A malformed storage line is a single line: the text
 		 * parser answers it with an error. */
@@ -180,13 +244,12 @@ static enum udp_kind udp_text_kind(const char *p, size_t len)
 	if (expect != len)
 		return UDP_DROP;
 
-	if (udp_text_refused(p, len))
+	/* Every line's first token, the first line's included, for refused
+	 * commands: a data block is all that may follow the first line. */
+	if (cmd == UDP_CMD_REFUSED ||
+	    (len > line_total && udp_data_refused(p + line_total, len - line_total)))
 		return UDP_REFUSED;
-	if (udp_token_is(&tok[0], "get") || udp_token_is(&tok[0], "gets") ||
-	    udp_token_is(&tok[0], "bget") || udp_token_is(&tok[0], "gat") ||
-	    udp_token_is(&tok[0], "gats") || udp_token_is(&tok[0], "mg"))
-		return UDP_READ;
-	return UDP_OTHER;
+	return cmd == UDP_CMD_READ ? UDP_READ : UDP_OTHER;
 }
 
 /* ---- binary requests ----------------------------------------------------- */
@@ -245,43 +308,67 @@ static int udp_refuse(const char *p, bool binary, struct mc_buf *reply)
 
 /* ---- framing ------------------------------------------------------------- */
 
-/* Appends 'reply' cut into framed datagrams; returns their count. */
-static unsigned udp_frame(uint16_t request_id, const struct mc_buf *reply,
-			  struct mc_buf *out)
+/*
+ * Frames the reply that lies at out->data[start..len) in place: datagram i
+ * is the header then chunk i, so chunk i moves up by (i + 1) headers. Moving
+ * the last chunk first never overwrites bytes not yet moved (chunk i's new
+ * place begins past chunk i - 1's old end). Returns the datagram count, 0 if
+ * there is nothing to frame or no memory (then out->len is back to start).
+ */
+static unsigned udp_frame(uint16_t request_id, struct mc_buf *out, size_t start)
 {
-	size_t n = (reply->len + MC_UDP_CHUNK - 1) / MC_UDP_CHUNK;
-	char *dst = mc_buf_reserve(out, reply->len + n * MC_UDP_HEADER_SIZE);
-	if (dst == NULL)
-		return 0;
+	size_t rlen = out->len - start;
+	size_t n = (rlen + MC_UDP_CHUNK - 1) / MC_UDP_CHUNK;
+	unsigned char h[MC_UDP_HEADER_SIZE];
 
-	for (size_t i = 0; i < n; i++) {
+	if (n == 0)
+		return 0;
+	/* mc_buf_reserve is out of line: call it only when 'out' must grow */
+	if (out->cap - out->len < n * MC_UDP_HEADER_SIZE &&
+	    mc_buf_reserve(out, n * MC_UDP_HEADER_SIZE) == NULL) {
+		out->len = start;
+		return 0;
+	}
+	h[0] = (unsigned char)(request_id >> 8);
+	h[1] = (unsigned char)request_id;
+	h[4] = (unsigned char)(n >> 8);
+	h[5] = (unsigned char)n;
+	h[6] = 0;
+	h[7] = 0;
+	char *base = out->data + start;
+	for (size_t i = n; i-- > 0;) {
 		size_t off = i * MC_UDP_CHUNK;
-		size_t chunk = reply->len - off < MC_UDP_CHUNK ? reply->len - off : MC_UDP_CHUNK;
-		unsigned char *h = (unsigned char *)dst;
-		h[0] = (unsigned char)(request_id >> 8);
-		h[1] = (unsigned char)request_id;
+		size_t chunk = rlen - off < MC_UDP_CHUNK ? rlen - off : MC_UDP_CHUNK;
+		char *d = base + i * MC_UDP_MAX_PAYLOAD;
+
+		memmove(d + MC_UDP_HEADER_SIZE, base + off, chunk);
 		h[2] = (unsigned char)(i >> 8);
 		h[3] = (unsigned char)i;
-		h[4] = (unsigned char)(n >> 8);
-		h[5] = (unsigned char)n;
-		h[6] = 0;
-		h[7] = 0;
-		memcpy(dst + MC_UDP_HEADER_SIZE, reply->data + off, chunk);
-		dst += MC_UDP_HEADER_SIZE + chunk;
+		memcpy(d, h, MC_UDP_HEADER_SIZE);
 	}
-	out->len += reply->len + n * MC_UDP_HEADER_SIZE;
+	out->len += n * MC_UDP_HEADER_SIZE;
 	return (unsigned)n;
 }
 
+/*
+ * The reply is built straight into 'out' and framed there, so a datagram
+ * costs no allocation: 'out' is the caller's buffer, kept between datagrams.
+ * One exception keeps the protocol's view exact: the binary side pauses
+ * between requests once its output is past out_high_water, and a request
+ * must see an empty buffer as it would alone; so a binary request appended
+ * after other replies (the kernel backend batches datagrams) gets a
+ * temporary buffer of its own, copied over afterwards.
+ */
 unsigned mc_udp_handle(struct mc_worker *w, const char *dgram, size_t len,
 		       struct mc_buf *out)
 {
 	const unsigned char *u = (const unsigned char *)dgram;
-	struct mc_buf reply;
-	unsigned ndgrams = 0;
+	size_t before = out->len;
+	struct mc_buf tmp = { 0 };          /* used by binary after others only */
+	struct mc_buf *dst = out;
+	unsigned ndgrams;
 	int rc = -EINVAL;
 
-	mc_buf_init(&reply);
 	if (len <= MC_UDP_HEADER_SIZE)
 		goto drop;
 	uint16_t request_id = (uint16_t)((u[0] << 8) | u[1]);
@@ -296,34 +383,41 @@ unsigned mc_udp_handle(struct mc_worker *w, const char *dgram, size_t len,
 	bool binary = u[MC_UDP_HEADER_SIZE] == MC_BIN_REQ_MAGIC;
 	enum udp_kind kind = binary ? udp_binary_kind(p, plen) : udp_text_kind(p, plen);
 
+	if (binary && before > 0)
+		dst = &tmp;
 	switch (kind) {
 	case UDP_DROP:
 		goto drop;
 	case UDP_REFUSED:
-		rc = udp_refuse(p, binary, &reply);
+		rc = udp_refuse(p, binary, dst);
 		break;
 	default:
-		rc = binary ? mc_binary_run_buffer(w, p, plen, &reply)
-			    : mc_text_run_buffer(w, p, plen, &reply);
+		rc = binary ? mc_binary_run_buffer(w, p, plen, dst)
+			    : mc_text_run_buffer(w, p, plen, dst);
 		break;
 	}
 	if (rc < 0)
 		goto drop;
-	if (kind != UDP_READ && reply.len > MC_UDP_AMP_FACTOR * len)
+	if (dst == &tmp && mc_buf_append(out, tmp.data, tmp.len) < 0)
 		goto drop;
-	if (reply.len > (size_t)MC_UDP_MAX_DATAGRAMS * MC_UDP_CHUNK)
+	size_t rlen = out->len - before;
+	if (kind != UDP_READ && rlen > MC_UDP_AMP_FACTOR * len)
+		goto drop;
+	if (rlen > (size_t)MC_UDP_MAX_DATAGRAMS * MC_UDP_CHUNK)
 		goto drop;
 
-	size_t before = out->len;
-	ndgrams = udp_frame(request_id, &reply, out);
-	if (ndgrams == 0 && reply.len > 0)
+	ndgrams = udp_frame(request_id, out, before);
+	if (ndgrams == 0 && rlen > 0)
 		goto drop;                             /* no memory */
 	MC_STAT_ADD(w, bytes_written, out->len - before);
-	mc_buf_deinit(&reply);
+	if (tmp.data != NULL)
+		mc_buf_deinit(&tmp);
 	return ndgrams;
 
 drop:
+	out->len = before;      /* nothing of a dropped request is sent */
 	MC_STAT_INC(w, udp_dropped);
-	mc_buf_deinit(&reply);
+	if (tmp.data != NULL)
+		mc_buf_deinit(&tmp);
 	return 0;
 }

@@ -377,7 +377,10 @@ static void serve_closed(void *arg, void *ctx)
 
 /*
  * One request datagram. mc_udp_handle lays the reply datagrams back to back
- * in udp_out, each MC_UDP_MAX_PAYLOAD bytes but the last (mc.h).
+ * in udp_out, each MC_UDP_MAX_PAYLOAD bytes but the last (mc.h). udp_out is
+ * this core's scratch, kept between datagrams (freed only past
+ * OUT_KEEP_MAX), and the reply is built in it directly: a datagram costs no
+ * allocation.
  */
 static void serve_udp(void *arg, struct net_stack *st,
 		      const struct net_udp_peer *peer, const uint8_t *data,

@@ -16,7 +16,10 @@
  * ourselves, RFC 1122 3.2.1.3).
  *
  * ARP cache. Set-associative, ARP_WAYS entries per set, a power-of-two number
- * of sets: bounded, O(1), no deletion bookkeeping. A full set evicts its
+ * of sets: bounded, O(1), no deletion bookkeeping. The entry found last is
+ * tried before its set (a request's sender is learnt, then its reply
+ * resolved: the same entry), and a learnt MAC that did not change costs
+ * one compare and the expiry store. A full set evicts its
  * entry closest to expiry, never the gateway's. An entry is FREE, PENDING
  * (request sent, no MAC yet) or VALID. 'tries' > 0 means one request is
  * outstanding for that address, the only one: it is retried from
@@ -40,10 +43,14 @@
  * (drop_no_arp; TCP retransmits) and its buffer is reused for the ARP
  * request if one is due, otherwise returned through port->frame_free.
  *
- * Checksums. net_cksum_partial sums the buffer in native byte order, 64 bits
- * at a time with end-around carry (RFC 1071 2(B): the sum is byte-order
- * independent, and 2(C): accumulate wide, fold once), and converts the
- * folded result to host order at the end, so callers think in host order.
+ * Checksums. csum_acc sums a buffer in native byte order, 64 bits at a time
+ * with end-around carry (RFC 1071 2(B): the sum is byte-order independent,
+ * and 2(C): accumulate wide, fold once). The per-frame sums stay in native
+ * order throughout: the pseudo-header goes in as its network-order words,
+ * an option-less IPv4 header is five 32-bit adds, and each sum is folded
+ * once and stored (or compared with all ones) without a byte swap; the
+ * frames are short, so these fixed costs dominate. net_cksum_partial, the
+ * exported form, converts the folded result to host order.
  * With port->tx_*_offload the IPv4 checksum is left 0 and the L4 checksum
  * field holds the pseudo-header sum (not inverted), as NICs expect.
  */
@@ -145,6 +152,7 @@ struct net_stack {
 	void *app_arg;
 
 	struct arp_entry *arp;
+	struct arp_entry *arp_hot;  /* last found (arp_find); never NULL */
 	unsigned arp_sets;      /* power of two */
 	unsigned arp_shift;     /* 32 - log2(arp_sets) */
 	uint32_t arp_timeout_us;
@@ -200,13 +208,97 @@ static inline uint64_t add_carry64(uint64_t a, uint64_t b)
 	return s + (s < a);
 }
 
+/* 64 -> 16 bits with end-around carries (RFC 1071 2(C)); native order. */
 static inline uint16_t fold64(uint64_t s)
 {
-	s = (s & 0xffffffffu) + (s >> 32);
-	s = (s & 0xffffffffu) + (s >> 32);
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
+	uint32_t lo = (uint32_t)s, hi = (uint32_t)(s >> 32);
+
+	lo += hi;
+	lo += lo < hi;                  /* the carry out of bit 31 wraps */
+	lo = (lo & 0xffff) + (lo >> 16);  /* <= 0x1fffe */
+	lo = (lo & 0xffff) + (lo >> 16);  /* <= 0xffff */
+	return (uint16_t)lo;
+}
+
+/*
+ * RFC 1071 sum of len bytes added to s, in native order, not folded. The
+ * frames on the request path are short (~40-100 bytes), so the fixed cost
+ * matters as much as the loop: two accumulators over 32-byte blocks (long
+ * TCP segments), then 8 bytes at a time, then the 4/2/1-byte tail.
+ */
+static uint64_t csum_acc(const uint8_t *p, size_t len, uint64_t s)
+{
+	uint64_t v, w, x, y, s1 = 0;
+
+	while (len >= 32) {
+		memcpy(&v, p, 8);
+		memcpy(&w, p + 8, 8);
+		memcpy(&x, p + 16, 8);
+		memcpy(&y, p + 24, 8);
+		s = add_carry64(s, v);
+		s1 = add_carry64(s1, w);
+		s = add_carry64(s, x);
+		s1 = add_carry64(s1, y);
+		p += 32;
+		len -= 32;
+	}
+	s = add_carry64(s, s1);
+	while (len >= 8) {
+		memcpy(&v, p, 8);
+		s = add_carry64(s, v);
+		p += 8;
+		len -= 8;
+	}
+	if (len & 4) {
+		uint32_t t;
+
+		memcpy(&t, p, 4);
+		s = add_carry64(s, t);
+		p += 4;
+	}
+	if (len & 2) {
+		uint16_t t;
+
+		memcpy(&t, p, 2);
+		s = add_carry64(s, t);
+		p += 2;
+	}
+	if (len & 1) {
+		/* the odd byte is the high half of a zero-padded word: at the
+		 * lower address, so in native order it is where it lies */
+		uint8_t last[2] = { p[0], 0 };
+		uint16_t t;
+
+		memcpy(&t, last, 2);
+		s = add_carry64(s, t);
+	}
+	return s;
+}
+
+/* The sum of an option-less 20-byte IPv4 header, folded, native order:
+ * five 32-bit words cannot carry out of 64 bits, so no carry handling. */
+static inline uint16_t csum_ip20(const uint8_t *ip)
+{
+	uint32_t a, b, c, d, e;
+
+	memcpy(&a, ip, 4);
+	memcpy(&b, ip + 4, 4);
+	memcpy(&c, ip + 8, 4);
+	memcpy(&d, ip + 12, 4);
+	memcpy(&e, ip + 16, 4);
+	return fold64((uint64_t)a + b + c + d + e);
+}
+
+/*
+ * The pseudo-header (RFC 768, RFC 9293 3.1) in native order, not folded:
+ * the sum is byte-order independent (RFC 1071 2(B)), so each field goes in
+ * as its network-order representation and the total is folded only once,
+ * together with the header and data.
+ */
+static inline uint64_t csum_pseudo(uint32_t src, uint32_t dst, uint8_t proto,
+				   uint16_t l4_len)
+{
+	return (uint64_t)htonl(src) + htonl(dst) + htons(proto) + htons(l4_len);
 }
 
 /*
@@ -216,58 +308,8 @@ static inline uint16_t fold64(uint64_t s)
  */
 uint16_t net_cksum_partial(const void *data, size_t len, uint32_t sum)
 {
-	const uint8_t *p = data;
-	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-	uint64_t v, w, x, y;
-	uint16_t r;
+	uint16_t r = fold64(csum_acc(data, len, 0));
 
-	while (len >= 32) {
-		memcpy(&v, p, 8);
-		memcpy(&w, p + 8, 8);
-		memcpy(&x, p + 16, 8);
-		memcpy(&y, p + 24, 8);
-		s0 = add_carry64(s0, v);
-		s1 = add_carry64(s1, w);
-		s2 = add_carry64(s2, x);
-		s3 = add_carry64(s3, y);
-		p += 32;
-		len -= 32;
-	}
-	s0 = add_carry64(s0, s1);
-	s2 = add_carry64(s2, s3);
-	s0 = add_carry64(s0, s2);
-	while (len >= 8) {
-		memcpy(&v, p, 8);
-		s0 = add_carry64(s0, v);
-		p += 8;
-		len -= 8;
-	}
-	if (len >= 4) {
-		uint32_t t;
-
-		memcpy(&t, p, 4);
-		s0 = add_carry64(s0, t);
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		uint16_t t;
-
-		memcpy(&t, p, 2);
-		s0 = add_carry64(s0, t);
-		p += 2;
-		len -= 2;
-	}
-	if (len) {
-		/* the odd byte is the high half of a zero-padded word: at the
-		 * lower address, so in native order it is where it lies */
-		uint8_t last[2] = { p[0], 0 };
-		uint16_t t;
-
-		memcpy(&t, last, 2);
-		s0 = add_carry64(s0, t);
-	}
-	r = fold64(s0);
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	r = __builtin_bswap16(r);
 #endif
@@ -304,6 +346,8 @@ static void eth_fill(const struct net_stack *st, uint8_t *f,
 static unsigned ip_fill(struct net_stack *st, uint8_t *ip, uint8_t proto,
 			uint32_t src, uint32_t dst, size_t l4_len)
 {
+	uint16_t ck;
+
 	ip[IPH_VHL] = 0x45;
 	ip[IPH_TOS] = 0;
 	st16(ip + IPH_TOTLEN, (uint16_t)(IPH_HLEN + l4_len));
@@ -317,28 +361,32 @@ static unsigned ip_fill(struct net_stack *st, uint8_t *ip, uint8_t proto,
 	st32(ip + IPH_DST, dst);
 	if (st->port_ops->tx_ip_cksum_offload)
 		return NET_TX_IP_CKSUM;
-	st16(ip + IPH_CKSUM, (uint16_t)~net_cksum_partial(ip, IPH_HLEN, 0));
+	ck = (uint16_t)~csum_ip20(ip);     /* native order: stored as is */
+	memcpy(ip + IPH_CKSUM, &ck, 2);
 	return 0;
 }
 
-/* Fills the L4 checksum at l4 + off (TCP or UDP); returns NET_TX_* flags. */
+/* Fills the L4 checksum at l4 + off (TCP or UDP); returns NET_TX_* flags.
+ * In software: one pass over header and data plus the pseudo-header, all
+ * in native order, folded once and stored without a byte swap. */
 static unsigned l4_cksum_fill(struct net_stack *st, uint8_t *l4, size_t len,
 			      size_t off, uint8_t proto, uint32_t src,
 			      uint32_t dst, unsigned offload_flag)
 {
-	uint16_t ps = pseudo_sum(src, dst, proto, (uint32_t)len);
 	uint16_t ck;
 
 	if (st->port_ops->tx_l4_cksum_offload) {
-		st16(l4 + off, ps);
+		st16(l4 + off, pseudo_sum(src, dst, proto, (uint32_t)len));
 		return offload_flag;
 	}
-	st16(l4 + off, 0);
-	ck = (uint16_t)~net_cksum_partial(l4, len, ps);
-	/* RFC 768: a computed 0 is sent as all ones (0 means "none") */
+	memset(l4 + off, 0, 2);
+	ck = (uint16_t)~fold64(csum_acc(l4, len, csum_pseudo(src, dst, proto,
+							     (uint16_t)len)));
+	/* RFC 768: a computed 0 is sent as all ones (0 means "none"); both
+	 * are the same in either byte order */
 	if (proto == IPPROTO_UDP_ && ck == 0)
 		ck = 0xffff;
-	st16(l4 + off, ck);
+	memcpy(l4 + off, &ck, 2);
 	return 0;
 }
 
@@ -400,14 +448,34 @@ static inline struct arp_entry *arp_set(const struct net_stack *st,
 	return &st->arp[(size_t)h * ARP_WAYS];
 }
 
-static struct arp_entry *arp_find(const struct net_stack *st, uint32_t ip)
+/* The set lookup of arp_find; a hit becomes arp_hot. */
+static struct arp_entry *arp_find_set(struct net_stack *st, uint32_t ip)
 {
 	struct arp_entry *e = arp_set(st, ip);
 
-	for (unsigned i = 0; i < ARP_WAYS; i++)
-		if (e[i].state != ARP_FREE && e[i].ip == ip)
+	for (unsigned i = 0; i < ARP_WAYS; i++) {
+		if (e[i].state != ARP_FREE && e[i].ip == ip) {
+			st->arp_hot = &e[i];
 			return &e[i];
+		}
+	}
 	return NULL;
+}
+
+/*
+ * The entry of 'ip', or NULL. The entry found last is tried first: a
+ * request's source is learnt and its reply resolved for the same address,
+ * so the common case is one compare, inline. An address has at most one
+ * entry (one is only created after a miss), so a stale arp_hot that now
+ * holds another address, or none, just misses.
+ */
+static inline struct arp_entry *arp_find(struct net_stack *st, uint32_t ip)
+{
+	struct arp_entry *e = st->arp_hot;
+
+	if (e->ip == ip && e->state != ARP_FREE)
+		return e;
+	return arp_find_set(st, ip);
 }
 
 /* A slot for a new entry of 'ip' (not present): free, else expired, else the
@@ -661,6 +729,7 @@ struct net_stack *net_stack_create(const struct net_stack_config *cfg,
 	st->arp = calloc((size_t)sets * ARP_WAYS, sizeof(*st->arp));
 	if (!st->arp)
 		goto fail;
+	st->arp_hot = st->arp;
 	if (cfg->tcp_port) {
 		struct tcp_config tc = cfg->tcp;
 
@@ -815,7 +884,8 @@ static void icmp_input(struct net_stack *st, const uint8_t *f,
 	count_tx(st, HDRS_LEN + len);
 }
 
-/* True when the L4 checksum is wrong (or the port says so). */
+/* True when the L4 checksum is wrong (or the port says so). A correct sum
+ * over pseudo-header, header and data is all ones (RFC 1071 2). */
 static inline bool l4_cksum_bad(const uint8_t *ip, const uint8_t *l4,
 				size_t len, uint8_t proto, unsigned rx_flags)
 {
@@ -823,9 +893,9 @@ static inline bool l4_cksum_bad(const uint8_t *ip, const uint8_t *l4,
 		return true;
 	if (rx_flags & NET_RX_L4_CKSUM_GOOD)
 		return false;
-	return net_cksum_partial(l4, len, pseudo_sum(ld32(ip + IPH_SRC),
-						     ld32(ip + IPH_DST), proto,
-						     (uint32_t)len)) != 0xffff;
+	return fold64(csum_acc(l4, len, csum_pseudo(ld32(ip + IPH_SRC),
+						    ld32(ip + IPH_DST), proto,
+						    (uint16_t)len))) != 0xffff;
 }
 
 static void udp_input(struct net_stack *st, const uint8_t *ip,
@@ -914,7 +984,8 @@ static void ipv4_input(struct net_stack *st, const uint8_t *f, size_t len,
 	}
 	if ((rx_flags & NET_RX_IP_CKSUM_BAD) ||
 	    (!(rx_flags & NET_RX_IP_CKSUM_GOOD) &&
-	     net_cksum_partial(ip, hlen, 0) != 0xffff)) {
+	     (hlen == IPH_HLEN ? csum_ip20(ip)
+			       : fold64(csum_acc(ip, hlen, 0))) != 0xffff)) {
 		st->c.drop_ip_cksum++;
 		return;
 	}
