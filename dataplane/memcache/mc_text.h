@@ -29,6 +29,12 @@ enum mc_text_phase {
  * the value has arrived: opaque (<= 32 bytes), k, c and b markers. */
 #define MC_TEXT_META_STASH 48
 
+/*
+ * Field order matters: a transient session (mc_text_run_buffer, one per UDP
+ * datagram) clears only the fields before 'stash_len'. The arrays after it
+ * are written by a meta set before anything reads them, and read only up to
+ * their lengths, which the same command sets.
+ */
 struct mc_text_state {
 	uint8_t phase;              /* enum mc_text_phase */
 	bool noreply;               /* classic 'noreply' / meta 'q' of the pending store */
@@ -37,17 +43,18 @@ struct mc_text_state {
 	uint8_t store_mode;         /* enum cache_store_mode */
 	bool invalidate;            /* ms I */
 	bool vivify;                /* ms N (append/prepend vivify) */
-	uint8_t stash_len;
-	char stash[MC_TEXT_META_STASH]; /* ms reply flags, in request order */
+	bool no_pause;              /* never pause on high water (UDP: one reply per datagram) */
 	struct cache_item *item;    /* value being received (DATA), owned */
 	uint64_t hash;              /* of item's key */
 	uint64_t cas_compare;
 	size_t data_off;            /* value bytes already copied */
 	size_t left;                /* DATA: value+CRLF bytes still due; SWALLOW: bytes to drop */
-	char crlf[2];               /* the two bytes after the value */
 	size_t get_resume;          /* multi-get paused: offset in the line of the next key, 0 = none */
-	bool no_pause;              /* never pause on high water (UDP: one reply per datagram) */
+	char crlf[2];               /* the two bytes after the value */
+	/* ---- set by a meta set before use (not cleared per datagram) ---- */
+	uint8_t stash_len;
 	uint8_t stash_nkey;         /* ms 'k': the key, echoed after the store */
+	char stash[MC_TEXT_META_STASH]; /* ms reply flags, in request order */
 	char stash_key[250];        /* CACHE_KEY_MAX */
 };
 

@@ -12,6 +12,7 @@
 #ifndef DPCACHE_MC_TEXT_IMPL_H
 #define DPCACHE_MC_TEXT_IMPL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -95,7 +96,21 @@ static inline char *mc_out_reserve(struct mc_buf *out, size_t n)
 
 /* Appends s and "\r\n". Returns 0 or -ENOMEM. */
 int mc_out_line(struct mc_buf *out, const char *s, size_t n);
-#define MC_OUT_LIT(out, lit) mc_out_line((out), (lit), sizeof(lit) - 1)
+
+/* mc_out_line inlined for a literal: its length is a constant, so the copy
+ * is a few stores rather than a memcpy call ("END" ends every get). */
+static inline int mc_out_lit(struct mc_buf *out, const char *s, size_t n)
+{
+	char *p = mc_out_reserve(out, n + 2);
+	if (p == NULL)
+		return -ENOMEM;
+	memcpy(p, s, n);
+	p[n] = '\r';
+	p[n + 1] = '\n';
+	out->len += n + 2;
+	return 0;
+}
+#define MC_OUT_LIT(out, lit) mc_out_lit((out), (lit), sizeof(lit) - 1)
 
 /* Is the connection's output over its high-water mark? */
 static inline bool mc_out_full(const struct mc_session *s,
