@@ -97,8 +97,9 @@ static inline char *mc_out_reserve(struct mc_buf *out, size_t n)
 /* Appends s and "\r\n". Returns 0 or -ENOMEM. */
 int mc_out_line(struct mc_buf *out, const char *s, size_t n);
 
-/* mc_out_line inlined for a literal: its length is a constant, so the copy
- * is a few stores rather than a memcpy call ("END" ends every get). */
+/* Appends s[0..n) and CRLF. Inline so that for a literal, whose length is a
+ * constant, the copy is a few stores rather than a memcpy call ("END" ends
+ * every get); mc_out_line is the out-of-line copy. */
 static inline int mc_out_lit(struct mc_buf *out, const char *s, size_t n)
 {
 	char *p = mc_out_reserve(out, n + 2);

@@ -139,16 +139,10 @@ bool mc_parse_u64(const struct mc_tok *t, uint64_t *out)
 	return t->p != NULL && mc_parse_span_u64(t->p, t->len, out);
 }
 
+/* The out-of-line copy, for lengths known only at run time. */
 int mc_out_line(struct mc_buf *out, const char *s, size_t n)
 {
-	char *p = mc_out_reserve(out, n + 2);
-	if (p == NULL)
-		return -ENOMEM;
-	memcpy(p, s, n);
-	p[n] = '\r';
-	p[n + 1] = '\n';
-	out->len += n + 2;
-	return 0;
+	return mc_out_lit(out, s, n);
 }
 
 /* A reply line, unless the command asked for noreply. */

@@ -1700,6 +1700,18 @@ out:
 
 /* ---- timers ----------------------------------------------------------------- */
 
+/* max_retries RTOs (or unanswered zero-window probes) in a row: the peer is
+ * gone. Tell it with RST in case it is not, and drop the connection. */
+static void conn_give_up(struct tcp_conn *c)
+{
+	struct tcp_stack *st = c->st;
+
+	st->c.aborts++;
+	emit(st, c->lip, c->rip, c->lport, c->rport, c->snd_nxt, c->rcv_nxt,
+	     TH_RST | TH_ACK, 0, NULL, 0, NULL, 0, 0);
+	conn_kill(c);
+}
+
 static void rtx_fire(struct tw_timer *t, void *arg)
 {
 	struct tcp_conn *c = (struct tcp_conn *)((char *)t -
@@ -1736,10 +1748,7 @@ static void rtx_fire(struct tw_timer *t, void *arg)
 		 * probes count like retransmissions (RFC 1122 4.2.2.17, as
 		 * Linux does), so a vanished peer cannot pin it. */
 		if (c->retries >= cfg->max_retries) {
-			st->c.aborts++;
-			emit(st, c->lip, c->rip, c->lport, c->rport, c->snd_nxt,
-			     c->rcv_nxt, TH_RST | TH_ACK, 0, NULL, 0, NULL, 0, 0);
-			conn_kill(c);
+			conn_give_up(c);
 			return;
 		}
 		c->retries++;
@@ -1760,10 +1769,7 @@ static void rtx_fire(struct tw_timer *t, void *arg)
 	if (c->snd_una == c->snd_max)
 		return;
 	if (c->retries >= cfg->max_retries) {
-		st->c.aborts++;
-		emit(st, c->lip, c->rip, c->lport, c->rport, c->snd_nxt,
-		     c->rcv_nxt, TH_RST | TH_ACK, 0, NULL, 0, NULL, 0, 0);
-		conn_kill(c);
+		conn_give_up(c);
 		return;
 	}
 	/* RFC 6298 5.4-5.7 and RFC 5681 (4): back off, collapse cwnd,
