@@ -58,6 +58,7 @@
 
 #include "cache/cache.h"
 #include "cache/clock.h"
+#include "dataplane/dp_log.h"
 
 #define IN_BUF_INIT   2048          /* first input buffer of a connection */
 #define IN_BUF_MAX    65536         /* input of a busy connection */
@@ -75,30 +76,6 @@
 #define FD_MARGIN     64            /* fds beyond -c: sockets, epoll, logs */
 
 static const char too_many_conns[] = "ERROR Too many open connections\r\n";
-
-/* ---- logging (off the hot path) ---------------------------------------- */
-
-static int dp_verbosity;
-
-static void dp_log(const char *func, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void dp_log(const char *func, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "dpcached: %s: %s\n", func, line);
-}
-
-/* level 1: errors and warnings (-v); level 2: connection events (-vv). */
-#define DP_LOG(level, ...) do { \
-	if (dp_verbosity >= (level)) \
-		dp_log(__func__, __VA_ARGS__); \
-} while (0)
 
 /* ---- data structures ---------------------------------------------------- */
 

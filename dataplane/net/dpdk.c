@@ -75,6 +75,9 @@
 #include "dataplane/net/stack.h"
 #include "dataplane/net/tcp.h"
 
+#define DP_LOG_PREFIX "dpdk: "   /* dataplane/dp_log.h: off the hot path */
+#include "dataplane/dp_log.h"
+
 #define RX_BURST      32
 #define RX_CAP        128           /* RX burst + fault dups and released holds */
 #define TX_FLUSH_AT   32            /* frames queued before a mid-iteration burst */
@@ -157,27 +160,6 @@ struct dp_dpdk {
 	struct dp_serve_shared shared;
 	struct dp_lcore *lcores;
 };
-
-static int dp_verbosity;
-
-static void dp_log(const char *func, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void dp_log(const char *func, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "dpcached: dpdk: %s: %s\n", func, line);
-}
-
-#define DP_LOG(level, ...) do { \
-	if (dp_verbosity >= (level)) \
-		dp_log(__func__, __VA_ARGS__); \
-} while (0)
 
 /* Single writer; stats readers on other lcores use plain loads. */
 #define LC_INC(lc, name, n) \
