@@ -697,7 +697,8 @@ struct net_stack *net_stack_create(const struct net_stack_config *cfg,
 	    !port_ops->frame_send || cfg->ip == 0 || cfg->prefix_len > 32)
 		return NULL;
 	entries = cfg->arp_entries ? cfg->arp_entries : 1024;
-	if (entries > (1u << 24))
+	/* arp_timers() scans the whole table on the polling core */
+	if (entries > (1u << 16))
 		return NULL;
 	while (sets * ARP_WAYS < entries) {
 		sets <<= 1;
@@ -791,12 +792,16 @@ static void arp_input(struct net_stack *st, const uint8_t *f, size_t len,
 		      unsigned rx_flags)
 {
 	const uint8_t *a = f + ETH_HLEN;
+	/* A copy another core received (net_flow_owner() == -1) was counted
+	 * and answered there: learn from it, count and answer nothing. */
+	bool copy = rx_flags & NET_RX_LEARN_ONLY;
 	uint32_t spa, tpa;
 	uint16_t op;
 	bool for_us;
 
 	if (len < ETH_HLEN + ARP_LEN) {
-		st->c.drop_runt++;
+		if (!copy)
+			st->c.drop_runt++;
 		return;
 	}
 	op = ld16(a + ARP_OP);
@@ -804,7 +809,8 @@ static void arp_input(struct net_stack *st, const uint8_t *f, size_t len,
 	    a[ARP_HLEN] != 6 || a[ARP_PLEN] != 4 ||
 	    (op != ARP_OP_REQUEST && op != ARP_OP_REPLY) ||
 	    mac_is_group(a + ARP_SHA)) {
-		st->c.drop_arp_bad++;
+		if (!copy)
+			st->c.drop_arp_bad++;
 		return;
 	}
 	spa = ld32(a + ARP_SPA);
@@ -816,11 +822,11 @@ static void arp_input(struct net_stack *st, const uint8_t *f, size_t len,
 	if (spa != 0 && spa != st->ip && spa != st->bcast && on_link(st, spa))
 		arp_learn(st, spa, a + ARP_SHA, for_us);
 	if (!for_us) {
-		st->c.drop_not_for_us++;
+		if (!copy)
+			st->c.drop_not_for_us++;
 		return;
 	}
-	/* a copy another core already answered (net_flow_owner() == -1) */
-	if (op != ARP_OP_REQUEST || (rx_flags & NET_RX_LEARN_ONLY))
+	if (op != ARP_OP_REQUEST || copy)
 		return;
 	st->c.arp_requests_in++;
 	{
@@ -921,10 +927,10 @@ static void udp_input(struct net_stack *st, const uint8_t *ip,
 		st->c.drop_udp_port++;
 		return;
 	}
-	/* a zero checksum field means "not computed" (RFC 768) */
-	if ((rx_flags & NET_RX_L4_CKSUM_BAD) ||
-	    (ld16(udp + UDP_CKSUM) != 0 &&
-	     l4_cksum_bad(ip, udp, ulen, IPPROTO_UDP_, rx_flags))) {
+	/* A zero checksum field means "not computed" (RFC 768), whatever a
+	 * port's offload says of it (some NICs flag it bad). */
+	if (ld16(udp + UDP_CKSUM) != 0 &&
+	    l4_cksum_bad(ip, udp, ulen, IPPROTO_UDP_, rx_flags)) {
 		st->c.drop_l4_cksum++;
 		return;
 	}
@@ -1035,8 +1041,10 @@ void net_stack_input(struct net_stack *st, const uint8_t *frame, size_t len,
 {
 	uint16_t type;
 
-	st->c.rx_frames++;
-	st->c.rx_bytes += len;
+	if (!(rx_flags & NET_RX_LEARN_ONLY)) {  /* a copy: counted where it arrived */
+		st->c.rx_frames++;
+		st->c.rx_bytes += len;
+	}
 	if (len < ETH_HLEN) {
 		st->c.drop_runt++;
 		return;

@@ -8,7 +8,7 @@
  * (dataplane/net/dpdk.c) implements struct net_port over mbufs.
  *
  * Per core, share nothing: the ARP cache, the counters and the TCP stack are
- * this core's. The backend steers each flow to one core (net_flow_hash) before
+ * this core's. The backend steers each flow to one core (net_flow_owner) before
  * calling net_stack_input.
  *
  * Every malformed or unwanted frame is dropped and counted under a reason
@@ -81,7 +81,7 @@ struct net_stack_config {
 	uint32_t gateway;           /* host order; 0 = none (off-link peers unreachable) */
 	uint16_t tcp_port;          /* 0 = no TCP service */
 	uint16_t udp_port;          /* 0 = no UDP service */
-	unsigned arp_entries;       /* ARP cache size; 0 = 1024 */
+	unsigned arp_entries;       /* ARP cache size, at most 65536; 0 = 1024 */
 	uint32_t arp_timeout_us;    /* entry lifetime; 0 = 60 s */
 	struct tcp_config tcp;      /* local_ip and listen_port are filled from
 				     * ip and tcp_port */
