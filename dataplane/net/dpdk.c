@@ -35,12 +35,13 @@
  * frame is freed by the owner into the receiver's pool (m->pool), through
  * the owner's cache of that pool: nothing is lost, but it makes the pool's
  * ring cycle through every mbuf, so every mbuf must be usable by the PMD
- * (see pool_create for af_xdp, whose UMEM is the pool). POOL_MBUFS covers
+ * (see pool_create for af_xdp, whose UMEM is the pool). pool_mbufs() covers
  * the worst case we can hold at once: af_xdp's fill ring (2048), the TX
  * ring (NB_TXD) and completions not yet reaped, our handoff ring
- * (RING_SIZE), 1.5 * POOL_CACHE in each lcore's cache, bursts, TX array
- * and fault holds; 'stats dataplane' shows mbufs_free/mbufs_in_use per pool
- * and each port's rx_nombuf/rx_missed.
+ * (RING_SIZE), 1.5 * POOL_CACHE in the cache of every lcore that frees into
+ * the pool (all of them, with software steering), bursts, TX array and
+ * fault holds; 'stats dataplane' shows mbufs_free/mbufs_in_use per pool and
+ * each port's rx_nombuf/rx_missed.
  *
  * Counters are plain uint64 written by their lcore only and read by the
  * lcore that serves 'stats dataplane'; every object they live in outlives
@@ -87,7 +88,7 @@
 #define NB_RXD        1024
 #define NB_TXD        1024
 #define RING_SIZE     1024          /* handoff ring per worker */
-#define POOL_MBUFS    8191          /* per worker: descriptors, rings, holds */
+#define POOL_MBUFS    8191          /* per worker, at least: see pool_mbufs() */
 #define POOL_CACHE    256
 #define IDLE_POLLS    16            /* empty iterations before a sleep */
 #define PORT_MTU      1500
@@ -273,19 +274,30 @@ static const struct fault_ops dp_fault_ops = {
  * queue is set up, the layout the PMD assumes: a pool in more than one
  * chunk is a startup error rather than a server that stalls later.
  */
-static struct rte_mempool *pool_create(const char *name, int socket,
-				       bool packed)
+/* Mbufs of one worker's pool: what the design note says can be held at
+ * once, at least POOL_MBUFS. Each lcore's cache of the pool grows with the
+ * number of lcores freeing into it, so the pool does too. */
+static unsigned pool_mbufs(unsigned nworkers)
+{
+	unsigned held = 2048 + NB_TXD + RING_SIZE +
+			(nworkers + 1) * (POOL_CACHE * 3 / 2) + 1024;
+
+	return held > POOL_MBUFS ? held : POOL_MBUFS;
+}
+
+static struct rte_mempool *pool_create(const char *name, unsigned n,
+				       int socket, bool packed)
 {
 	struct rte_pktmbuf_pool_private priv;
 	struct rte_mempool *mp;
 	int rc;
 
 	if (!packed)
-		return rte_pktmbuf_pool_create(name, POOL_MBUFS, POOL_CACHE, 0,
+		return rte_pktmbuf_pool_create(name, n, POOL_CACHE, 0,
 					       RTE_MBUF_DEFAULT_BUF_SIZE, socket);
 	memset(&priv, 0, sizeof(priv));
 	priv.mbuf_data_room_size = RTE_MBUF_DEFAULT_BUF_SIZE;
-	mp = rte_mempool_create_empty(name, POOL_MBUFS,
+	mp = rte_mempool_create_empty(name, n,
 				      sizeof(struct rte_mbuf) +
 				      RTE_MBUF_DEFAULT_BUF_SIZE, POOL_CACHE,
 				      sizeof(priv), socket,
@@ -740,11 +752,15 @@ struct dp_dpdk *dp_dpdk_create(const struct dp_dpdk_config *cfg, int argc,
 	uint16_t pid;
 	int rc;
 
-	d = calloc(1, sizeof(*d));
+	/* aligned: struct dp_serve_shared keeps its -c counter on a cache
+	 * line of its own */
+	d = aligned_alloc(_Alignof(struct dp_dpdk),
+			  RTE_ALIGN_CEIL(sizeof(*d), _Alignof(struct dp_dpdk)));
 	if (d == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	memset(d, 0, sizeof(*d));
 	d->cfg = *cfg;
 	snprintf(d->fault_spec, sizeof(d->fault_spec), "%s",
 		 cfg->fault_spec ? cfg->fault_spec : "");
@@ -829,14 +845,15 @@ struct dp_dpdk *dp_dpdk_create(const struct dp_dpdk_config *cfg, int argc,
 		lc->port_ops.frame_free = port_frame_free;
 		snprintf(name, sizeof(name), "dpc_pool%u", w);
 		xdp = port_is_af_xdp(lc->port_id);
-		lc->pool = pool_create(name, socket, xdp);
+		lc->pool = pool_create(name, pool_mbufs(d->nworkers), socket, xdp);
 		if (lc->pool == NULL)
-			lc->pool = pool_create(name, SOCKET_ID_ANY, xdp);
+			lc->pool = pool_create(name, pool_mbufs(d->nworkers),
+					       SOCKET_ID_ANY, xdp);
 		if (lc->pool == NULL) {
 			snprintf(err, errlen,
 				 "cannot create the mbuf pool of lcore %u (%u mbufs): "
 				 "%s; give EAL more memory (-m)", lcore_id,
-				 POOL_MBUFS, rte_strerror(rte_errno));
+				 pool_mbufs(d->nworkers), rte_strerror(rte_errno));
 			goto fail;
 		}
 		if (xdp) {

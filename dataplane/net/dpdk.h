@@ -100,7 +100,10 @@ struct dp_serve;
 struct dp_serve_shared {
 	struct mc_server *server;
 	unsigned max_conns;         /* -c */
-	uint64_t nconns;            /* atomic (relaxed): open client connections */
+	/* atomic (relaxed): open client connections. Written by every lcore
+	 * on every accept and close: on a cache line of its own, away from
+	 * what the lcores only read. */
+	uint64_t nconns __attribute__((aligned(64)));
 	int verbosity;
 };
 
