@@ -4,8 +4,7 @@
 # the ordinary (kernel socket) dpcache-bench.
 #
 # A veth pair joins two network namespaces of this script's own (made by
-# tools/dpdk-netns.sh where it exists, else with the commands of
-# TESTBED.md): the server side (vdp0) and the client side (vcl0,
+# tools/dpdk-netns.sh): the server side (vdp0) and the client side (vcl0,
 # 198.18.0.2). Each round runs both servers, one at a time, in alternating
 # order so drift of the machine hits both alike:
 #  (a) dpcached --net=dpdk --ip=198.18.0.1/24 on net_af_packet over vdp0,
@@ -56,31 +55,11 @@ CL=$NAME-cl
 RESULTS=$WORK/results
 
 netns_down() {
-	if [ -x "$NETNS_TOOL" ]; then
-		"$NETNS_TOOL" down "$NAME"
-	else
-		ip netns del "$DP" 2>/dev/null
-		ip netns del "$CL" 2>/dev/null
-	fi
+	"$NETNS_TOOL" down "$NAME"
 }
 
 netns_up() {
-	if [ -x "$NETNS_TOOL" ]; then
-		"$NETNS_TOOL" up "$NAME" >/dev/null || return 1
-		return 0
-	fi
-	# TESTBED.md's commands, with our own names
-	ip netns add "$DP" && ip netns add "$CL" || return 1
-	ip -n "$DP" link add vdp0 numtxqueues 4 numrxqueues 4 type veth \
-		peer name vcl0 numtxqueues 4 numrxqueues 4 netns "$CL" || return 1
-	ip netns exec "$DP" sysctl -qw net.ipv6.conf.vdp0.disable_ipv6=1
-	ip netns exec "$CL" sysctl -qw net.ipv6.conf.vcl0.disable_ipv6=1
-	ip -n "$DP" link set vdp0 address 02:00:00:00:00:01 up
-	ip -n "$DP" link set lo up
-	ip -n "$CL" addr add 198.18.0.2/24 dev vcl0
-	ip -n "$CL" link set vcl0 up
-	ip -n "$CL" link set lo up
-	ip netns exec "$CL" ethtool -K vcl0 tx off tso off gso off >/dev/null
+	"$NETNS_TOOL" up "$NAME" >/dev/null
 }
 
 # Waits until a TCP connect from the client namespace succeeds.

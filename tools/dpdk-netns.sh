@@ -3,10 +3,14 @@
 # namespaces of its own, so that tests and try-outs need no real NIC and
 # never touch the host's network.
 #
-#   tools/dpdk-netns.sh up NAME [kernel]   create NAME-dp (server) and NAME-cl (client)
+#   tools/dpdk-netns.sh up NAME [kernel]   create NAME-dp (server) and NAME-cl
+#                                          (client); refuses (exit 1) if either
+#                                          exists: run 'down NAME' first
 #   tools/dpdk-netns.sh down NAME          remove both (idempotent; silent if absent)
 #   tools/dpdk-netns.sh check              exit 0 if this machine can do it, else
-#                                          print why and exit 77
+#                                          print why and exit 77 (no privilege
+#                                          for namespaces) or 1 (a tool from
+#                                          tools/packages.txt is missing)
 #
 # NAME-dp holds vdp0 (MAC 02:00:00:00:00:01, IPv6 off, no kernel address: the
 # DPDK stack owns 198.18.0.1 and answers ARP for it).  NAME-cl holds vcl0,
@@ -41,23 +45,29 @@ check_name() {
 }
 
 can_run() {
+	# Prints why not and returns 77 where this machine cannot (no privilege
+	# for network namespaces), or 1 for a setup error: ip, ethtool and
+	# unshare are in tools/packages.txt (iproute2, ethtool, util-linux).
+	for tool in ip ethtool unshare; do
+		if ! command -v $tool >/dev/null 2>&1; then
+			echo "needs '$tool' (tools/packages.txt; run tools/install-deps.sh)"
+			return 1
+		fi
+	done
 	if [ "$(id -u)" != 0 ]; then
 		echo "needs root (network namespaces)"
-		return 1
+		return 77
 	fi
-	if ! command -v ip >/dev/null 2>&1; then
-		echo "needs 'ip' (iproute2)"
-		return 1
-	fi
-	if ! command -v ethtool >/dev/null 2>&1; then
-		echo "needs ethtool"
-		return 1
-	fi
-	if ! ip netns list >/dev/null 2>&1; then
-		echo "'ip netns' does not work here"
-		return 1
+	# 'ip netns list' works unprivileged; creating a namespace is the test.
+	if ! err=$(unshare -n true 2>&1); then
+		echo "cannot create a network namespace here (unshare -n: $err)"
+		return 77
 	fi
 	return 0
+}
+
+exists() {
+	ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -- "$1"
 }
 
 down() {
@@ -71,8 +81,15 @@ up() {
 	mode=${2:-dpdk}
 	dp=$name-dp
 	cl=$name-cl
-	# A leftover from a killed run of the same name would make 'add' fail.
-	down "$name"
+	# Never take over (or delete) namespaces of the same name: they may be
+	# another run's.  A caller that knows a leftover is stale runs 'down'.
+	for ns in "$dp" "$cl"; do
+		if exists "$ns"; then
+			echo "$0: namespace $ns already exists (a running or killed run of" \
+				"the same NAME?); remove it with: $0 down $name" >&2
+			exit 1
+		fi
+	done
 	trap 'down "$name"' EXIT
 	ip netns add "$dp"
 	ip netns add "$cl"
@@ -101,9 +118,11 @@ case "$1" in
 up)
 	if [ $# -lt 2 ] || [ $# -gt 3 ]; then usage; fi
 	check_name "$2"
-	if ! why=$(can_run); then
+	rc=0
+	why=$(can_run) || rc=$?
+	if [ $rc != 0 ]; then
 		echo "$0: $why" >&2
-		exit 77
+		exit $rc
 	fi
 	case "${3:-dpdk}" in dpdk|kernel) ;; *) usage ;; esac
 	up "$2" "${3:-dpdk}"
@@ -114,9 +133,11 @@ down)
 	down "$2"
 	;;
 check)
-	if ! why=$(can_run); then
+	rc=0
+	why=$(can_run) || rc=$?
+	if [ $rc != 0 ]; then
 		echo "$why"
-		exit 77
+		exit $rc
 	fi
 	;;
 *)

@@ -15,9 +15,10 @@ of its own, and on SIGTERM a detached reaper (this file with --reap) takes
 over the stop and the teardown while we exit at once.
 
 Exit status: the test's own; 77 (skip) when the machine cannot do this at
-all (not root, no `ip netns`, no af_packet PMD (or af_xdp with
-DPCACHE_DPDK_PMD=af_xdp), a dpcached built without DPDK while meson found
-no DPDK either), with the reason printed.
+all (not root, no network namespaces (tools/dpdk-netns.sh check), no
+af_packet PMD (or af_xdp with DPCACHE_DPDK_PMD=af_xdp), or, for
+DPCACHE_BACKEND=dpdk, meson found no DPDK at setup (DPCACHE_DPDK_FOUND=0)),
+with the reason printed.
 """
 
 import os
@@ -79,11 +80,13 @@ def teardown(name, child_pid=None, grace=8.0):
 
 def reap(name, child_pid):
     # Detached from meson's process group: nothing will SIGKILL us.
-    try:
-        os.kill(child_pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    teardown(name, child_pid)
+    # child_pid 0: no test was started (os.kill(0) would hit our group).
+    if child_pid > 0:
+        try:
+            os.kill(child_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    teardown(name, child_pid or None)
 
 
 def preflight(mode):
@@ -97,17 +100,14 @@ def preflight(mode):
         die('tools/dpdk-netns.sh check: ' + p.stdout.decode(errors='replace'))
     if mode != 'dpdk':
         return
+    # dpcached lists --net in --help whether or not DPDK is built in, so
+    # meson's own finding decides (DPCACHE_DPDK_FOUND, set by meson.build).
+    if os.environ.get('DPCACHE_DPDK_FOUND') == '0':
+        skip('meson found no DPDK at setup (libdpdk-dev missing): dpcached '
+             'was built without the DPDK backend')
     path = os.path.abspath(os.environ.get('DPCACHED', ''))
     if not os.access(path, os.X_OK):
         die('DPCACHED=%r is not an executable (was dpcached built?)' % path)
-    helptext = subprocess.run([path, '--help'], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, check=False).stdout
-    if b'--net' not in helptext:
-        # Meson says whether it found DPDK: a DPDK-less build may skip, a
-        # build that had DPDK and still lacks the backend is a failure.
-        if os.environ.get('DPCACHE_DPDK_FOUND') == '0':
-            skip('dpcached was built without DPDK (libdpdk-dev missing at setup)')
-        die('%s --help has no --net option: the DPDK backend is not built in' % path)
     try:
         which = dpdk_env.pmd()
     except ValueError as e:
@@ -129,6 +129,9 @@ def main():
     preflight(mode)
 
     name = 'e2e%d' % os.getpid()
+    # The name is ours while this PID lives: a namespace of that name is a
+    # leftover of a killed run that had our PID, and goes first.
+    dpdk_env.netns_down(name)
     rc, out = dpdk_env.netns_up(name, mode)
     if rc == SKIP:
         skip(out.strip())
@@ -144,11 +147,14 @@ def main():
     state = {'reaped': False}
 
     def on_signal(signum, frame):
-        if child is not None and not state['reaped']:
+        if not state['reaped']:
             state['reaped'] = True
+            # Child 0: the signal came before the test started (or while
+            # Popen ran: a child that appears anyway is in NAME-cl, where
+            # teardown finds and kills it); the namespaces still go.
             subprocess.Popen([PYTHON, os.path.abspath(__file__), '--reap', name,
-                              str(child.pid)], start_new_session=True,
-                             stdin=subprocess.DEVNULL)
+                              str(child.pid if child is not None else 0)],
+                             start_new_session=True, stdin=subprocess.DEVNULL)
         os._exit(1)
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -27,9 +27,11 @@ something, e.g. /usr/bin/memcached for the comparison test).
 
 import atexit
 import os
+import random
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -478,6 +480,90 @@ class Conn:
     def request(self, data, marker=b'\r\n', timeout=None):
         self.send(data)
         return self.read_until(marker, timeout)
+
+
+HDR = struct.Struct('!HHHH')
+
+
+class UdpClient:
+    """memcached's UDP frame protocol (test_udp, test_dpdk_loss)."""
+
+    def __init__(self, host, port):
+        self.addr = (host, port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.connect(self.addr)
+        self.rid = random.randrange(1, 30000)
+        self.retries = 0    # tries beyond the first, over all requests
+
+    def close(self):
+        self.sock.close()
+
+    def raw(self, data):
+        self.sock.send(data)
+
+    def drain(self, wait=0.2):
+        self.sock.settimeout(wait)
+        got = []
+        try:
+            while True:
+                got.append(self.sock.recv(65536))
+        except (socket.timeout, ConnectionRefusedError):
+            pass
+        return got
+
+    def request(self, body, timeout=2.0, tries=3, until=None, quiet=False):
+        """Send one framed request; return (reassembled reply, datagram count).
+
+        A reply is one or more messages, each numbered 0..total-1 in its own
+        frame headers.  memcached 1.6.18 frames each key of a multi-get as a
+        separate message (sequence restarting at 0); a server that frames the
+        whole reply as one message is fine too.  Messages are joined in
+        arrival order; with `until`, the reply is complete when the last
+        message is complete and the joined bytes end with `until`.  Each try
+        has a new request id, so a late reply to an earlier try is skipped;
+        `quiet` leaves retries unreported (a lossy link expects them).
+        """
+        for t in range(tries):
+            if t:
+                self.retries += 1
+            self.rid = (self.rid + 1) & 0xffff
+            rid = self.rid
+            try:
+                self.sock.send(HDR.pack(rid, 0, 1, 0) + body)
+            except PermissionError:
+                continue    # a firewall (kernel-netns loss) dropped it on the way out
+            done, parts, total, count = [], {}, None, 0
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+                try:
+                    d = self.sock.recv(65536)
+                except socket.timeout:
+                    break
+                check(len(d) >= 8, 'datagram shorter than the frame header: %r' % d)
+                r, seq, tot, res = HDR.unpack_from(d)
+                if r != rid:
+                    continue  # a late reply to an earlier (retried) request
+                count += 1
+                check(res == 0, 'reserved field is %d, expected 0' % res)
+                check(tot >= 1, 'total datagrams %d' % tot)
+                if total is None:
+                    total = tot
+                check(tot == total, 'datagrams of one message disagree on the total: %d vs %d'
+                      % (tot, total))
+                check(seq < total, 'sequence %d >= total %d' % (seq, total))
+                check(seq not in parts, 'sequence %d received twice' % seq)
+                parts[seq] = d[8:]
+                if len(parts) == total:
+                    done.append(b''.join(parts[i] for i in range(total)))
+                    parts, total = {}, None
+                    reply = b''.join(done)
+                    if until is None or reply.endswith(until):
+                        return reply, count
+            if not quiet:
+                print('UDP reply incomplete (%d messages, %d datagrams), retrying'
+                      % (len(done), count))
+        fail('no complete UDP reply to %r after %d tries' % (body[:60], tries))
 
 
 def _crash_report():

@@ -184,7 +184,13 @@ def grown(before, after, counters):
     return sum(after.get(c, 0) - before.get(c, 0) for c in counters)
 
 
-def settle(srv, before, counters, want, timeout=2.0):
+# Waits for something that must happen return as soon as it does, so they
+# are long (a loaded 2-CPU machine); waits for something that must NOT
+# happen (an answer to an RST) stay short.
+REPLY_WAIT = 10.0
+
+
+def settle(srv, before, counters, want, timeout=REPLY_WAIT):
     """Counters once `counters` grew by `want` or at the deadline.  (Our own
     stats connections add frames too, so rx_frames says nothing about
     whether the garbage has been processed yet.)"""
@@ -198,7 +204,7 @@ def settle(srv, before, counters, want, timeout=2.0):
 
 def expect_rst(raw, sport, dport, want_seq, what):
     p = raw.wait_for(lambda p: p.proto == rf.IPPROTO_TCP and p.src == SRV_IP
-                     and p.sport == dport and p.dport == sport)
+                     and p.sport == dport and p.dport == sport, timeout=REPLY_WAIT)
     if p is None:
         return '%s: no reply (expected RST)' % what
     if not p.flags & rf.TCP_RST:
@@ -218,7 +224,8 @@ def reply_checks(g, raw, errors):
         raw.drain()
         for f in g.fragmented_get(b'before'):
             raw.send(f)
-        p = raw.wait_for(lambda p: p.proto == rf.IPPROTO_UDP and p.src == SRV_IP)
+        p = raw.wait_for(lambda p: p.proto == rf.IPPROTO_UDP and p.src == SRV_IP,
+                         timeout=REPLY_WAIT)
         if p is None or b'VALUE before 0 5\r\nhello\r\nEND\r\n' not in p.frame:
             errors.append('af_packet: a fragmented UDP get (kernel-reassembled) got %r'
                           % (p and p.frame[42:]))
@@ -228,7 +235,7 @@ def reply_checks(g, raw, errors):
         raw.drain()
         raw.send(g.ip(rf.IPPROTO_ICMP, rf.icmp_echo(ident, seq, data)))
         p = raw.wait_for(lambda p: p.proto == rf.IPPROTO_ICMP and p.src == SRV_IP
-                         and getattr(p, 'type', None) == 0)
+                         and getattr(p, 'type', None) == 0, timeout=REPLY_WAIT)
         if p is None:
             errors.append('ICMP echo with %d bytes: no reply' % size)
         elif (p.ident, p.icmp_seq, p.payload, p.l4_ok) != (ident, seq, data, True):
