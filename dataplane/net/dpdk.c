@@ -17,19 +17,26 @@
  * symmetric key, the RETA spreads the hash over the queues), the queue a
  * frame arrives on is its owner. Without (af_packet, af_xdp, tap, memif,
  * ring: none fills mbuf->hash.rss, and af_xdp may move a retransmitted flow
- * to another queue), every frame goes through net_flow_owner() and one
- * owned by another worker is enqueued on that worker's ring (a handoff).
- * ARP frames are wanted by every worker (each keeps its own ARP cache): the
- * receiver processes the frame and enqueues one reference per other worker
- * (rte_mbuf_refcnt_update), which learns from it (NET_RX_LEARN_ONLY). A full
- * ring drops and counts; TCP recovers.
+ * to another queue), every frame but ARP goes through net_flow_owner() and one
+ * owned by another worker is handed to that worker's ring (a handoff).
+ * ARP frames (told by their EtherType, never hashed) are wanted by every
+ * worker (each keeps its own ARP cache): the receiver processes the frame
+ * and hands one reference per other worker (rte_mbuf_refcnt_update). Only
+ * ARP copies and owned frames travel the rings, so the owner inputs a
+ * handed frame without hashing it again: an ARP one to learn from only
+ * (NET_RX_LEARN_ONLY). Handoffs are staged per owner during an RX burst and
+ * enqueued once per owner after it; what a full ring refuses is dropped
+ * and counted; TCP recovers.
  *
  * The loop, run to completion: tick (timers), RX burst, fault injector,
- * input each frame (the stack copies what it keeps, so the mbuf is freed at
- * once), drain the ring, resume yielded connections, flush TCP output,
- * fault injector, TX burst (the remainder retried a few times, then freed
- * and counted), quiescent state. With --poll-idle-us, a run of empty
- * iterations sleeps, offline for RCU.
+ * input or stage each frame (the stack copies what it keeps, so the burst's
+ * mbufs are freed in bulk right after it), the handoff enqueues, drain the
+ * ring (a bounded number of bursts, enough to keep up with every other
+ * worker's RX), resume yielded connections, flush TCP output, fault
+ * injector, TX burst (the remainder retried a few times, then freed and
+ * counted), quiescent state. With --poll-idle-us, a run of empty iterations
+ * sleeps, offline for RCU. Time is timer cycles times a precomputed
+ * multiplier (dp_now_us), no division.
  *
  * Mbufs. A worker's pool feeds its RX queue and its TX frames. A handed-off
  * frame is freed by the owner into the receiver's pool (m->pool), through
@@ -53,6 +60,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +72,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
+#include <rte_ether.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
@@ -122,6 +131,14 @@ static const char *const steering_names[] = { "none", "rss", "software" };
 
 struct dp_dpdk;
 
+/* Frames one RX burst hands to one other worker: at most one entry per
+ * frame (RX_CAP), enqueued at the end of the burst. */
+struct dp_handoff {
+	unsigned n;
+	unsigned arp;                 /* of which ARP copies */
+	struct rte_mbuf *m[RX_CAP];
+};
+
 /* One polling lcore; only it writes here, except as noted. */
 struct dp_lcore {
 	struct dp_dpdk *d;
@@ -131,6 +148,9 @@ struct dp_lcore {
 	struct net_port port_ops;     /* with this port's offload flags */
 	struct rte_mempool *pool;
 	struct rte_ring *ring;        /* MPSC: any worker enqueues, we dequeue */
+	struct dp_handoff *ho;        /* [nworkers]: staged for their rings */
+	bool ho_staged;
+	unsigned drain_max;           /* ring frames input per iteration, at most */
 	struct net_stack *st;         /* set before 'state' goes 1 */
 	struct dp_serve *sv;
 	struct cache_thread *ct;
@@ -155,6 +175,8 @@ struct dp_dpdk {
 	enum dp_steering steering;
 	bool rx_cksum, tx_ip_cksum, tx_l4_cksum;   /* of port 0, for stats */
 	uint64_t hz;
+	uint64_t us_mult;             /* dp_now_us() */
+	unsigned us_shift;
 	uint8_t isn_key[16];
 	int stop;                     /* atomic */
 	bool launched;
@@ -166,11 +188,27 @@ struct dp_dpdk {
 #define LC_INC(lc, name, n) \
 	__atomic_store_n(&(lc)->ctr.name, (lc)->ctr.name + (n), __ATOMIC_RELAXED)
 
+/*
+ * Microseconds from timer cycles without a division on the polling path:
+ * us = floor(c * us_mult / 2^us_shift), us_mult = floor(10^6 * 2^us_shift /
+ * hz) (us_shift 64 when hz > 1 MHz, so the product's high half is one
+ * multiply). The truncated multiplier reads low by less than c / 2^us_shift
+ * ticks, under 1 us for any 64-bit cycle count; monotonic like c.
+ */
 static inline uint64_t dp_now_us(const struct dp_dpdk *d)
 {
-	uint64_t c = rte_get_timer_cycles();
+	return (uint64_t)(((unsigned __int128)rte_get_timer_cycles() *
+			   d->us_mult) >> d->us_shift);
+}
 
-	return c / d->hz * 1000000 + c % d->hz * 1000000 / d->hz;
+static void dp_clock_init(struct dp_dpdk *d)
+{
+	d->hz = rte_get_timer_hz();
+	if (d->hz == 0)
+		d->hz = 1;
+	d->us_shift = d->hz > 1000000 ? 64 : 32;
+	d->us_mult = (uint64_t)(((unsigned __int128)1000000 << d->us_shift) /
+				d->hz);
 }
 
 /* ---- the port below one stack (struct net_port) ------------------------- */
@@ -398,60 +436,138 @@ static inline unsigned rx_flags(const struct rte_mbuf *m)
 	return f;
 }
 
-/* An ARP frame: one reference per other worker, on their rings. */
-static void arp_share(struct dp_lcore *lc, struct rte_mbuf *m)
+/* An ARP frame (RTE_ETHER_TYPE_ARP): every worker wants it. Only ARP copies
+ * travel the rings besides owned frames, so this also tells a copy from a
+ * handed-off frame on the owner, without hashing it again. */
+static inline bool frame_is_arp(const struct rte_mbuf *m)
 {
-	struct dp_dpdk *d = lc->d;
+	uint16_t type;
 
-	rte_mbuf_refcnt_update(m, (int16_t)(d->nworkers - 1));
-	for (unsigned j = 0; j < d->nworkers; j++) {
-		if (j == lc->idx)
-			continue;
-		if (rte_ring_mp_enqueue(d->lcores[j].ring, m) == 0) {
-			LC_INC(lc, arp_copies_out, 1);
-		} else {
-			LC_INC(lc, handoff_drops, 1);
-			rte_pktmbuf_free(m);        /* that reference only */
-		}
-	}
+	if (m->data_len < RTE_ETHER_HDR_LEN)
+		return false;
+	memcpy(&type, rte_pktmbuf_mtod_offset(m, const uint8_t *,
+					      offsetof(struct rte_ether_hdr,
+						       ether_type)),
+	       sizeof(type));
+	return type == RTE_BE16(RTE_ETHER_TYPE_ARP);
 }
 
-/* One received frame: steer it, or give it to our stack; then free it
- * (the stack copied what it keeps). */
-static void lcore_input(struct dp_lcore *lc, struct rte_mbuf *m, bool handed)
+/* Stages m for worker j's ring; enqueued by handoff_flush(). */
+static inline void handoff_stage(struct dp_lcore *lc, unsigned j,
+				 struct rte_mbuf *m, bool arp)
+{
+	struct dp_handoff *ho = &lc->ho[j];
+
+	ho->m[ho->n++] = m;
+	ho->arp += arp;
+	lc->ho_staged = true;
+}
+
+/* One enqueue per owner for what one RX burst staged. The ring takes a
+ * prefix; the rest is freed (one reference each) and counted. */
+static void handoff_flush(struct dp_lcore *lc)
 {
 	struct dp_dpdk *d = lc->d;
-	const uint8_t *data;
-	unsigned flags;
 
-	if (unlikely(m->nb_segs > 1)) {
-		LC_INC(lc, rx_multiseg_drops, 1);
-		rte_pktmbuf_free(m);
-		return;
-	}
-	data = rte_pktmbuf_mtod(m, const uint8_t *);
-	flags = rx_flags(m);
-	if (d->steering != DP_STEER_NONE) {
-		int owner = net_flow_owner(data, m->data_len, d->nworkers);
+	for (unsigned j = 0; j < d->nworkers; j++) {
+		struct dp_handoff *ho = &lc->ho[j];
+		unsigned k, arp = ho->arp;
 
-		if (handed) {
-			if (owner < 0)
-				flags |= NET_RX_LEARN_ONLY;
-		} else if (owner < 0) {
-			arp_share(lc, m);
-		} else if (d->steering == DP_STEER_SOFT &&
-			   (unsigned)owner != lc->idx) {
-			if (rte_ring_mp_enqueue(d->lcores[owner].ring, m) == 0) {
-				LC_INC(lc, handoffs_out, 1);
-			} else {
-				LC_INC(lc, handoff_drops, 1);
-				rte_pktmbuf_free(m);
-			}
-			return;
+		if (ho->n == 0)
+			continue;
+		k = rte_ring_mp_enqueue_burst(d->lcores[j].ring, (void **)ho->m,
+					      ho->n, NULL);
+		if (unlikely(k < ho->n)) {
+			for (unsigned i = k; i < ho->n; i++)
+				arp -= frame_is_arp(ho->m[i]);
+			LC_INC(lc, handoff_drops, ho->n - k);
+			rte_pktmbuf_free_bulk(ho->m + k, ho->n - k);
 		}
+		if (arp > 0)
+			LC_INC(lc, arp_copies_out, arp);
+		if (k > arp)
+			LC_INC(lc, handoffs_out, k - arp);
+		ho->n = 0;
+		ho->arp = 0;
 	}
-	net_stack_input(lc->st, data, m->data_len, flags);
-	rte_pktmbuf_free(m);
+	lc->ho_staged = false;
+}
+
+/* One RX burst: steer each frame, or give it to our stack. The stack copies
+ * what it keeps, so what stays here is freed in one bulk at the end; the
+ * frames for other workers go in one ring enqueue per owner. */
+static void lcore_rx(struct dp_lcore *lc, struct rte_mbuf **rx, unsigned n)
+{
+	struct dp_dpdk *d = lc->d;
+	unsigned nfree = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct rte_mbuf *m = rx[i];
+		const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+
+		if (unlikely(m->nb_segs > 1)) {
+			LC_INC(lc, rx_multiseg_drops, 1);
+			rx[nfree++] = m;
+			continue;
+		}
+		if (d->steering != DP_STEER_NONE) {
+			if (unlikely(frame_is_arp(m))) {
+				/* One reference per other worker. */
+				rte_mbuf_refcnt_update(m, (int16_t)(d->nworkers - 1));
+				for (unsigned j = 0; j < d->nworkers; j++)
+					if (j != lc->idx)
+						handoff_stage(lc, j, m, true);
+			} else if (d->steering == DP_STEER_SOFT) {
+				/* With RSS the queue is the owner. */
+				int owner = net_flow_owner(data, m->data_len,
+							   d->nworkers);
+
+				if (owner >= 0 && (unsigned)owner != lc->idx) {
+					handoff_stage(lc, (unsigned)owner, m,
+						      false);
+					continue;
+				}
+			}
+		}
+		net_stack_input(lc->st, data, m->data_len, rx_flags(m));
+		rx[nfree++] = m;               /* nfree <= i: in place */
+	}
+	if (lc->ho_staged)
+		handoff_flush(lc);
+	if (nfree > 0)
+		rte_pktmbuf_free_bulk(rx, nfree);
+}
+
+/* Frames other workers handed us: the receiver already dropped multi-segment
+ * ones and chose us as owner; an ARP copy is input to learn from only. Up to
+ * drain_max a call: each of the nworkers - 1 others may hand us a whole RX
+ * burst (more with fault dups) per iteration of its own, so one RX_BURST an
+ * iteration would fall behind and let the ring overflow; the bound keeps
+ * one iteration's latency bounded. */
+static unsigned lcore_drain(struct dp_lcore *lc, struct rte_mbuf **buf)
+{
+	unsigned total = 0, h;
+
+	do {
+		h = rte_ring_sc_dequeue_burst(lc->ring, (void **)buf, RX_BURST,
+					      NULL);
+		if (h == 0)
+			break;
+		/* Before the input: one may be a 'stats dataplane'. */
+		LC_INC(lc, handoffs_in, h);
+		for (unsigned i = 0; i < h; i++) {
+			struct rte_mbuf *m = buf[i];
+			unsigned flags = rx_flags(m);
+
+			if (frame_is_arp(m))
+				flags |= NET_RX_LEARN_ONLY;
+			net_stack_input(lc->st, rte_pktmbuf_mtod(m, const uint8_t *),
+					m->data_len, flags);
+		}
+		rte_pktmbuf_free_bulk(buf, h);
+		total += h;
+	} while (h == RX_BURST && total < lc->drain_max);
+	return total;
 }
 
 static void lcore_loop(struct dp_lcore *lc)
@@ -471,17 +587,11 @@ static void lcore_loop(struct dp_lcore *lc)
 		if (lc->rx_fault != NULL)
 			n = fault_apply(lc->rx_fault, (void **)rx, n, RX_CAP,
 					lc->now_us);
-		for (unsigned i = 0; i < n; i++)
-			lcore_input(lc, rx[i], false);
+		if (n > 0)
+			lcore_rx(lc, rx, n);
 
-		if (d->steering != DP_STEER_NONE) {
-			h = rte_ring_sc_dequeue_burst(lc->ring, (void **)rx,
-						      RX_BURST, NULL);
-			if (h > 0)
-				LC_INC(lc, handoffs_in, h);
-			for (unsigned i = 0; i < h; i++)
-				lcore_input(lc, rx[i], true);
-		}
+		if (d->steering != DP_STEER_NONE)
+			h = lcore_drain(lc, rx);
 
 		dp_serve_poll(lc->sv);
 		net_stack_flush(lc->st);
@@ -787,7 +897,7 @@ struct dp_dpdk *dp_dpdk_create(const struct dp_dpdk_config *cfg, int argc,
 		goto fail;
 	}
 	d->eal_ready = true;
-	d->hz = rte_get_timer_hz();
+	dp_clock_init(d);
 	d->nworkers = rte_lcore_count() - 1;
 	if (d->nworkers == 0) {
 		snprintf(err, errlen,
@@ -878,6 +988,19 @@ struct dp_dpdk *dp_dpdk_create(const struct dp_dpdk_config *cfg, int argc,
 					 name, rte_strerror(rte_errno));
 				goto fail;
 			}
+			lc->ho = rte_zmalloc_socket("dpc_handoff",
+						    sizeof(*lc->ho) * d->nworkers,
+						    RTE_CACHE_LINE_SIZE, socket);
+			if (lc->ho == NULL) {
+				snprintf(err, errlen,
+					 "out of memory for the handoffs of "
+					 "lcore %u", lcore_id);
+				goto fail;
+			}
+			/* The others' RX bursts of one iteration each, and
+			 * one more to catch up (lcore_drain). */
+			lc->drain_max = RTE_MIN(d->nworkers * RX_BURST,
+						(unsigned)RING_SIZE);
 		}
 		if (fault_config_active(&cfg->fault)) {
 			lc->rx_fault = fault_create(&cfg->fault, &dp_fault_ops, lc,
@@ -982,6 +1105,7 @@ void dp_dpdk_destroy(struct dp_dpdk **dp)
 				rte_pktmbuf_free(m);
 			rte_ring_free(lc->ring);
 		}
+		rte_free(lc->ho);
 	}
 	for (unsigned pi = 0; pi < d->nports; pi++) {
 		if (d->port_started[pi])
