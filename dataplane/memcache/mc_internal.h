@@ -92,6 +92,16 @@ int mc_text_run_buffer(struct mc_worker *w, const char *req, size_t len,
 		       struct mc_buf *out);
 
 /*
+ * mc_text_run_buffer for a buffer that holds one command line and nothing
+ * else, whose line end the caller (udp.c) has already found: 'line' is the
+ * line without its "\n", and without the "\r" before it when the line is
+ * longer than that "\r" alone (mc_text_feed's rule). Same replies, same
+ * return; it saves the parser a second search for the line end.
+ */
+int mc_text_run_line(struct mc_worker *w, const char *line, size_t len,
+		     struct mc_buf *out);
+
+/*
  * The version every protocol reports. It leads with the memcached release
  * whose behaviour we match: libmemcached rejects a binary VERSION reply
  * whose major number is 0.

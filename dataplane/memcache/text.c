@@ -273,6 +273,13 @@ static int process_get(struct mc_session *s, const char *line, size_t len,
 		size_t e = word_end(line, len, pos);
 		if (e - pos > CACHE_KEY_MAX && !resumed)
 			return bad_key_reply(out);
+		if (nks == 0 && e == len) {
+			/* One key (left), the common get: its reply and END,
+			 * as the batch below would write them, without it. */
+			if (get_one(s, line + pos, e - pos, m, out) != MC_LINE_DONE)
+				return MC_LINE_CLOSE;
+			return MC_OUT_LIT(out, "END") == 0 ? MC_LINE_DONE : MC_LINE_CLOSE;
+		}
 		ks[nks].off = pos;
 		ks[nks].len = e - pos;
 		nks++;
@@ -604,14 +611,18 @@ static size_t tok_after(const char *line, const struct mc_tok *t)
 /*
  * One complete command line, without its "\n" (and the "\r" before it).
  * Returns enum mc_line_rc.
+ *
+ * Split in two so that the common line, a get, pays neither the
+ * tokenizer's stack frame nor its register saves: process_line cuts the
+ * line at a NUL and takes "get"/"gets" itself; process_command, out of
+ * line, tokenizes everything else.
  */
-static int process_line(struct mc_session *s, const char *line, size_t len,
-			struct mc_buf *out)
-{
-	struct mc_tok tok[MC_MAX_TOKENS];
-	struct get_mode gm = { false, false, 0 };
-	size_t ntok;
+static int process_command(struct mc_session *s, const char *line, size_t len,
+			   struct mc_buf *out);
 
+static inline int process_line(struct mc_session *s, const char *line,
+			       size_t len, struct mc_buf *out)
+{
 	/* memcached parses the line as a C string: a NUL ends it. */
 	const char *nul = memchr(line, '\0', len);
 	if (nul != NULL)
@@ -622,12 +633,23 @@ static int process_line(struct mc_session *s, const char *line, size_t len,
 	if (len >= 5 && line[0] == 'g' && line[1] == 'e' && line[2] == 't') {
 		size_t at = line[3] == ' ' ? 4 : (line[3] == 's' && line[4] == ' ') ? 5 : 0;
 		if (at != 0) {
-			gm.cas = at == 5;
+			struct get_mode gm = { at == 5, false, 0 };
 			if (s->text.get_resume == 0 && skip_spaces(line, len, at) == len)
 				return REPLY(out, false, "ERROR");
 			return process_get(s, line, len, at, &gm, out);
 		}
 	}
+	return process_command(s, line, len, out);
+}
+
+/* process_line for every line but a get/gets (already cut at a NUL). */
+static __attribute__((noinline)) int
+process_command(struct mc_session *s, const char *line, size_t len,
+		struct mc_buf *out)
+{
+	struct mc_tok tok[MC_MAX_TOKENS];
+	struct get_mode gm = { false, false, 0 };
+	size_t ntok;
 
 	ntok = mc_tokenize(line, len, tok, MC_MAX_TOKENS);
 	if (ntok < 2 || tok[0].len < 2)
@@ -859,9 +881,18 @@ void mc_text_reset(struct mc_session *s)
  * meta stash arrays included) and again on the way out cost more than the
  * GET itself. Only the scalar prefix of mc_text_state is cleared (see
  * mc_text.h for why the arrays need not be), and on the way out only a
- * half-received item is released: the session dies here, so nothing else
- * needs resetting.
+ * half-received item is released: the session dies there, so nothing else
+ * needs resetting. No high-water pauses for a datagram: the whole reply is
+ * built at once, then cut into frames by the caller.
  */
+static inline void run_session_init(struct mc_session *s, struct mc_worker *w)
+{
+	s->w = w;
+	s->proto = MC_PROTO_TEXT;
+	memset(&s->text, 0, offsetof(struct mc_text_state, stash_len));
+	s->text.no_pause = true;
+}
+
 int mc_text_run_buffer(struct mc_worker *w, const char *req, size_t len,
 		       struct mc_buf *out)
 {
@@ -869,12 +900,8 @@ int mc_text_run_buffer(struct mc_worker *w, const char *req, size_t len,
 	size_t done = 0;
 	int rc = MC_FEED_MORE;
 
-	s.w = w;
-	s.proto = MC_PROTO_TEXT;
-	memset(&s.text, 0, offsetof(struct mc_text_state, stash_len));
-	s.text.no_pause = true;
-	/* No high-water pauses for a datagram: the whole reply is built at
-	 * once, then cut into frames by the caller. Loop anyway in case. */
+	run_session_init(&s, w);
+	/* no_pause: a pause cannot happen; loop anyway in case */
 	while (done < len) {
 		size_t used = 0;
 		rc = mc_text_feed(&s, req + done, len - done, &used, out);
@@ -883,6 +910,27 @@ int mc_text_run_buffer(struct mc_worker *w, const char *req, size_t len,
 			break;
 	}
 	bool complete = done == len && s.text.phase == MC_TEXT_LINE;
+	if (s.text.item != NULL)
+		cache_item_abort(w->ct, &s.text.item);
+	return complete ? 0 : -EINVAL;
+}
+
+/*
+ * mc_text_run_buffer on a buffer that is one line, minus the work the
+ * caller already did: mc_text_feed's phase checks, its high-water check
+ * (never true with no_pause) and its memchr for the line end. What
+ * mc_text_feed would then do is exactly this: process_line once; the
+ * request is complete unless the line left the session in DATA or SWALLOW
+ * (a storage line whose data is missing) or paused (cannot happen here).
+ */
+int mc_text_run_line(struct mc_worker *w, const char *line, size_t len,
+		     struct mc_buf *out)
+{
+	struct mc_session s;
+
+	run_session_init(&s, w);
+	int lrc = process_line(&s, line, len, out);
+	bool complete = lrc != MC_LINE_PAUSE && s.text.phase == MC_TEXT_LINE;
 	if (s.text.item != NULL)
 		cache_item_abort(w->ct, &s.text.item);
 	return complete ? 0 : -EINVAL;

@@ -30,15 +30,20 @@
  *     is off unless the operator enables it.
  *
  * Cost (the request path of a UDP get): the request is looked at here only
- * as far as the rules above need (its command word, and its line end),
- * then parsed once by the text or binary side; the reply is written
- * straight into the caller's buffer (kept between datagrams) and framed in
- * place, moved up by its 8-byte header: no allocation per datagram.
+ * as far as the rules above need (its command word, and its line end; a
+ * datagram starting "get " takes a short path), then parsed once by the
+ * text or binary side; a single text line goes to mc_text_run_line with
+ * the line end found here, so the text parser does not search for it
+ * again. The reply is written straight into the caller's buffer (kept
+ * between datagrams) and framed in place: a text reply is written past
+ * room for its first header, so one that fits a datagram is never moved
+ * (a binary one is moved up by its header). No allocation per datagram.
  *
  * Threads: the worker's thread, online; nothing is kept between datagrams.
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "dataplane/memcache/mc_internal.h"
@@ -205,28 +210,64 @@ static bool udp_data_refused(const char *p, size_t len)
 	return false;
 }
 
+/* Length of a line of 'total' bytes, "\n" included, as mc_text_feed cuts
+ * it: without the "\n", and without a "\r" before it unless that "\r" is
+ * all the line holds. mc_text_run_line wants exactly this length. */
+static size_t udp_line_len(const char *p, size_t total)
+{
+	size_t n = total - 1;
+
+	if (n > 1 && p[n - 1] == '\r')
+		n--;
+	return n;
+}
+
 /*
  * Classifies a text payload and checks that it is exactly one request: a
  * command line, plus "<bytes>\r\n" of data for a storage command. The text
- * parser itself (mc_text_run_buffer) still validates the request; this only
- * frames it, so it looks at no more than it must: the command word, and
- * for a storage command (rare over UDP) the line's tokens up to its length
- * and the lines of its data block. A get is one memchr and one word.
+ * parser itself still validates the request; this only frames it, so it
+ * looks at no more than it must: the command word, and for a storage
+ * command (rare over UDP) the line's tokens up to its length and the lines
+ * of its data block. A get is one memchr and one word.
+ *
+ * When the payload is that one line and nothing else, *one_line is set to
+ * its length (udp_line_len) so that the text parser, run by
+ * mc_text_run_line, need not search for the line end again; else it is
+ * SIZE_MAX and the payload goes to mc_text_run_buffer.
  */
-static enum udp_kind udp_text_kind(const char *p, size_t len)
+static enum udp_kind udp_text_kind(const char *p, size_t len, size_t *one_line)
 {
+	*one_line = SIZE_MAX;
+
+	/*
+	 * Short path for the common datagram, "get <keys>\r\n": the first
+	 * word is "get" (a read) with no leading space, so it is one request
+	 * iff its first "\n" is its last byte (the general path below reaches
+	 * the same verdict: expect == line_total for a read).
+	 */
+	if (len > 4 && memcmp(p, "get ", 4) == 0) {
+		if (memchr(p + 4, '\n', len - 4) != p + len - 1)
+			return UDP_DROP;
+		*one_line = udp_line_len(p, len);
+		return UDP_READ;
+	}
+
 	const char *nl = memchr(p, '\n', len);
 	if (nl == NULL)
 		return UDP_DROP;
 	size_t line_total = (size_t)(nl - p) + 1;
-	size_t line_len = line_total - 1;
-	if (line_len > 0 && p[line_len - 1] == '\r')
-		line_len--;
+	/* mc_text_feed's rule; for a lone "\r\n" the first word is then
+	 * "\r", another UDP_OTHER single line, as an empty line would be */
+	size_t line_len = udp_line_len(p, line_total);
 
 	const char *w;
 	size_t wn = udp_first_word(p, line_len, &w);
-	if (wn == 0)                           /* no token: an empty line */
-		return line_total == len ? UDP_OTHER : UDP_DROP;
+	if (wn == 0) {                          /* no token: an empty line */
+		if (line_total != len)
+			return UDP_DROP;
+		*one_line = line_len;
+		return UDP_OTHER;
+	}
 	enum udp_cmd cmd = udp_cmd_of(w, wn);
 
 	size_t expect = line_total;
@@ -249,6 +290,8 @@ static enum udp_kind udp_text_kind(const char *p, size_t len)
 	if (cmd == UDP_CMD_REFUSED ||
 	    (len > line_total && udp_data_refused(p + line_total, len - line_total)))
 		return UDP_REFUSED;
+	if (len == line_total)
+		*one_line = line_len;
 	return cmd == UDP_CMD_READ ? UDP_READ : UDP_OTHER;
 }
 
@@ -309,23 +352,39 @@ static int udp_refuse(const char *p, bool binary, struct mc_buf *reply)
 /* ---- framing ------------------------------------------------------------- */
 
 /*
- * Frames the reply that lies at out->data[start..len) in place: datagram i
- * is the header then chunk i, so chunk i moves up by (i + 1) headers. Moving
- * the last chunk first never overwrites bytes not yet moved (chunk i's new
- * place begins past chunk i - 1's old end). Returns the datagram count, 0 if
- * there is nothing to frame or no memory (then out->len is back to start).
+ * Frames the reply that lies at out->data[start + room..len) in place,
+ * where room is 0 or MC_UDP_HEADER_SIZE bytes already set aside at 'start'
+ * for the first datagram's header: a reply that fits one datagram, the
+ * common case, then needs no move at all. Datagram i is the header then
+ * chunk i, so chunk i moves up by (i + 1) headers, less room. Moving the
+ * last chunk first never overwrites bytes not yet moved (chunk i's new
+ * place begins past chunk i - 1's old end, as room <= one header). Returns
+ * the datagram count, 0 if there is nothing to frame or no memory (then
+ * out->len is back to start, room given back).
  */
-static unsigned udp_frame(uint16_t request_id, struct mc_buf *out, size_t start)
+static unsigned udp_frame(uint16_t request_id, struct mc_buf *out, size_t start,
+			  size_t room)
 {
-	size_t rlen = out->len - start;
+	size_t rlen = out->len - start - room;
 	size_t n = (rlen + MC_UDP_CHUNK - 1) / MC_UDP_CHUNK;
+	size_t grow = n * MC_UDP_HEADER_SIZE - room;
 	unsigned char h[MC_UDP_HEADER_SIZE];
 
-	if (n == 0)
+	if (n == 0) {
+		out->len = start;
 		return 0;
+	}
+	if (n == 1 && room == MC_UDP_HEADER_SIZE) {
+		/* one datagram, already in place: just its header */
+		unsigned char *d = (unsigned char *)out->data + start;
+		d[0] = (unsigned char)(request_id >> 8);
+		d[1] = (unsigned char)request_id;
+		memset(d + 2, 0, 6);                /* seq 0, reserved 0 */
+		d[5] = 1;                           /* total 1 */
+		return 1;
+	}
 	/* mc_buf_reserve is out of line: call it only when 'out' must grow */
-	if (out->cap - out->len < n * MC_UDP_HEADER_SIZE &&
-	    mc_buf_reserve(out, n * MC_UDP_HEADER_SIZE) == NULL) {
+	if (out->cap - out->len < grow && mc_buf_reserve(out, grow) == NULL) {
 		out->len = start;
 		return 0;
 	}
@@ -340,13 +399,15 @@ static unsigned udp_frame(uint16_t request_id, struct mc_buf *out, size_t start)
 		size_t off = i * MC_UDP_CHUNK;
 		size_t chunk = rlen - off < MC_UDP_CHUNK ? rlen - off : MC_UDP_CHUNK;
 		char *d = base + i * MC_UDP_MAX_PAYLOAD;
+		const char *src = base + room + off;
 
-		memmove(d + MC_UDP_HEADER_SIZE, base + off, chunk);
+		if (src != d + MC_UDP_HEADER_SIZE)
+			memmove(d + MC_UDP_HEADER_SIZE, src, chunk);
 		h[2] = (unsigned char)(i >> 8);
 		h[3] = (unsigned char)i;
 		memcpy(d, h, MC_UDP_HEADER_SIZE);
 	}
-	out->len += n * MC_UDP_HEADER_SIZE;
+	out->len += grow;
 	return (unsigned)n;
 }
 
@@ -381,32 +442,48 @@ unsigned mc_udp_handle(struct mc_worker *w, const char *dgram, size_t len,
 	const char *p = dgram + MC_UDP_HEADER_SIZE;
 	size_t plen = len - MC_UDP_HEADER_SIZE;
 	bool binary = u[MC_UDP_HEADER_SIZE] == MC_BIN_REQ_MAGIC;
-	enum udp_kind kind = binary ? udp_binary_kind(p, plen) : udp_text_kind(p, plen);
+	size_t one_line = SIZE_MAX;
+	enum udp_kind kind = binary ? udp_binary_kind(p, plen)
+				    : udp_text_kind(p, plen, &one_line);
 
-	if (binary && before > 0)
-		dst = &tmp;
-	switch (kind) {
-	case UDP_DROP:
+	if (kind == UDP_DROP)
 		goto drop;
-	case UDP_REFUSED:
-		rc = udp_refuse(p, binary, dst);
-		break;
-	default:
-		rc = binary ? mc_binary_run_buffer(w, p, plen, dst)
-			    : mc_text_run_buffer(w, p, plen, dst);
-		break;
+	/*
+	 * A text reply is written past room for its first datagram's header,
+	 * so that udp_frame need not move it. Only text: the text side never
+	 * pauses here (no_pause), so the bytes already in 'out' do not matter
+	 * to it; the binary side's high-water pause does look at out->len.
+	 */
+	size_t room = 0;
+	if (binary) {
+		if (before > 0)
+			dst = &tmp;
+	} else {
+		if (out->cap - out->len < MC_UDP_HEADER_SIZE &&
+		    mc_buf_reserve(out, MC_UDP_HEADER_SIZE) == NULL)
+			goto drop;
+		room = MC_UDP_HEADER_SIZE;
+		out->len += room;
 	}
+	if (kind == UDP_REFUSED)
+		rc = udp_refuse(p, binary, dst);
+	else if (binary)
+		rc = mc_binary_run_buffer(w, p, plen, dst);
+	else if (one_line != SIZE_MAX)          /* line end already found */
+		rc = mc_text_run_line(w, p, one_line, dst);
+	else
+		rc = mc_text_run_buffer(w, p, plen, dst);
 	if (rc < 0)
 		goto drop;
 	if (dst == &tmp && mc_buf_append(out, tmp.data, tmp.len) < 0)
 		goto drop;
-	size_t rlen = out->len - before;
+	size_t rlen = out->len - before - room;
 	if (kind != UDP_READ && rlen > MC_UDP_AMP_FACTOR * len)
 		goto drop;
 	if (rlen > (size_t)MC_UDP_MAX_DATAGRAMS * MC_UDP_CHUNK)
 		goto drop;
 
-	ndgrams = udp_frame(request_id, out, before);
+	ndgrams = udp_frame(request_id, out, before, room);
 	if (ndgrams == 0 && rlen > 0)
 		goto drop;                             /* no memory */
 	MC_STAT_ADD(w, bytes_written, out->len - before);
