@@ -1067,7 +1067,8 @@ enum cache_status cache_invalidate(struct cache_thread *t, const char *key,
 	}
 	memcpy(cache_item_value(it), cache_item_value_const(old), old->nbytes);
 	it->state = (cache_item_state(old) & CACHE_ITEM_FETCHED) | CACHE_ITEM_STALE;
-	it->freq = old->freq;
+	/* readers bump old->freq concurrently (item_bump): atomic */
+	it->freq = __atomic_load_n(&old->freq, __ATOMIC_RELAXED);
 	it->cas = next_cas(t, old->cas);
 	it->atime = cache_item_atime(old);
 	if (!do_link(t, it, hash, old, &iter, true)) {
@@ -1190,7 +1191,8 @@ static enum cache_status do_arith_existing(struct cache_thread *t,
 	memset(cache_item_value(it) + nd, ' ', len - nd);
 	it->state = cache_item_state(old) &
 		    (CACHE_ITEM_FETCHED | CACHE_ITEM_STALE | CACHE_ITEM_WIN_SENT);
-	it->freq = old->freq;
+	/* readers bump old->freq concurrently (item_bump): atomic */
+	it->freq = __atomic_load_n(&old->freq, __ATOMIC_RELAXED);
 	it->cas = a->cas_new ? a->cas_new : next_cas(t, old->cas);
 	it->atime = now;
 	if (!do_link(t, it, hash, old, old_iter, true)) {
