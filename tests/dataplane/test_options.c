@@ -290,7 +290,8 @@ static void test_reparse(void **state)
 	assert_int_equal(s.verbose, 0);
 }
 
-static void test_usage_lists_every_flag(void **state)
+/* Asserts that --help mentions each of the NUL-separated words. */
+static void assert_usage_mentions(const char *words)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -299,13 +300,17 @@ static void test_usage_lists_every_flag(void **state)
 	assert_non_null(f);
 	dp_options_usage(f, "dpcached");
 	fclose(f);
-	for (const char *w = "--port\0--udp-port\0--listen\0--memory-limit\0"
-			     "--conn-limit\0--threads\0--max-item-size\0"
-			     "--verbose\0--help\0--version\0--disable-evictions\0"
-			     "--enable-shutdown\0(default: 11211)\0(default: 1m)\0";
-	     *w; w += strlen(w) + 1)
+	for (const char *w = words; *w; w += strlen(w) + 1)
 		assert_non_null(strstr(text, w));
 	free(text);
+}
+
+static void test_usage_lists_every_flag(void **state)
+{
+	assert_usage_mentions("--port\0--udp-port\0--listen\0--memory-limit\0"
+			      "--conn-limit\0--threads\0--max-item-size\0"
+			      "--verbose\0--help\0--version\0--disable-evictions\0"
+			      "--enable-shutdown\0(default: 11211)\0(default: 1m)\0");
 }
 
 /* --net=dpdk and its flags; the kernel backend stays the default. */
@@ -414,20 +419,10 @@ static void test_dpdk_bad(void **state)
 
 static void test_dpdk_usage(void **state)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-
-	assert_non_null(f);
-	dp_options_usage(f, "dpcached");
-	fclose(f);
-	for (const char *w = "--net=<kernel|dpdk>\0--ip=<addr/prefix>\0"
-			     "--gateway\0--fault\0--tcp-rto-min-ms\0"
-			     "--tcp-time-wait-ms\0--poll-idle-us\0"
-			     "(default: kernel)\0(default: 200)\0-- EAL_ARGS\0";
-	     *w; w += strlen(w) + 1)
-		assert_non_null(strstr(text, w));
-	free(text);
+	assert_usage_mentions("--net=<kernel|dpdk>\0--ip=<addr/prefix>\0"
+			      "--gateway\0--fault\0--tcp-rto-min-ms\0"
+			      "--tcp-time-wait-ms\0--poll-idle-us\0"
+			      "(default: kernel)\0(default: 200)\0-- EAL_ARGS\0");
 }
 
 int main(void)

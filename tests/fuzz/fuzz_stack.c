@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "dataplane/net/stack.h"
+#include "tests/net/cksum_ref.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -56,18 +57,6 @@ static uint8_t *p_alloc(void *port, size_t len, void **pkt)
 	return NULL;                    /* out of buffers: must be handled */
 }
 
-static uint16_t ref_sum(const uint8_t *b, size_t len, uint32_t s)
-{
-	uint64_t v = s;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		v += (uint32_t)(b[i] << 8 | b[i + 1]);
-	if (len & 1)
-		v += (uint32_t)b[len - 1] << 8;
-	while (v >> 16)
-		v = (v & 0xffff) + (v >> 16);
-	return (uint16_t)v;
-}
 
 static uint32_t be32(const uint8_t *p)
 {

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "dataplane/net/stack.h"
+#include "tests/net/cksum_ref.h"
 
 /* ---- addresses ---------------------------------------------------------- */
 
@@ -49,19 +50,6 @@ static void p32(uint8_t *p, uint32_t v)
 	p[3] = v & 0xff;
 }
 
-/* The obvious RFC 1071 sum, byte by byte, host order result. */
-static uint16_t ref_sum(const uint8_t *p, size_t len, uint32_t sum)
-{
-	uint64_t s = sum;
-
-	for (size_t i = 0; i + 1 < len; i += 2)
-		s += (uint32_t)(p[i] << 8 | p[i + 1]);
-	if (len & 1)
-		s += (uint32_t)p[len - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)s;
-}
 
 static uint32_t ref_pseudo(uint32_t src, uint32_t dst, uint8_t proto,
 			   uint32_t len)
