@@ -780,6 +780,27 @@ const struct cache_item *cache_get(struct cache_thread *t, const char *key,
 	return it;
 }
 
+/* A plain cds_lfht iteration: it skips nodes already removed, and the
+ * liveness test is the one cache_get applies, so the pass sees what a
+ * lookup at the same moment would. Dead items are skipped, not unlinked:
+ * the pass stays read-only (no queue lock per item on a long walk) and the
+ * sweeper or the next lookup reclaims them. */
+void cache_for_each(struct cache_thread *t,
+		    void (*fn)(void *arg, const struct cache_item *it),
+		    void *arg)
+{
+	struct cache *c = t->c;
+	struct cds_lfht_iter iter;
+	struct cache_item *it;
+	uint32_t now = cache_clock_now();
+
+	cds_lfht_for_each_entry(c->ht, &iter, it, table_node) {
+		cache_tsan_acquire(it);
+		if (item_is_live(c, it, now))
+			fn(arg, it);
+	}
+}
+
 /* ---- writes ------------------------------------------------------------- */
 
 /* Allocation with accounting; no size policy checks. */

@@ -124,6 +124,19 @@ const struct cache_item *cache_get(struct cache_thread *t, const char *key,
 				   const struct cache_read_opts *opts,
 				   struct cache_read_info *info);
 
+/*
+ * Calls fn once for every linked, live item (not expired, not flushed), in
+ * one pass over the table, in no particular order. Items linked or replaced
+ * during the pass may or may not be visited; an item is never visited twice.
+ * The thread stays online for the whole pass and 'it' is valid only during
+ * the call: a pass over a million items delays every grace period (and so
+ * every free) by its duration, so fn should copy what it needs (the key) and
+ * do slow work after the pass. fn must not block or go offline.
+ */
+void cache_for_each(struct cache_thread *t,
+		    void (*fn)(void *arg, const struct cache_item *it),
+		    void *arg);
+
 /* The same item, writable for the atomic fields (exptime, state). */
 static inline struct cache_item *cache_item_mut(const struct cache_item *it)
 {

@@ -694,6 +694,83 @@ static void test_stats_reset(void **state)
 
 /* Leak check: after deleting everything and a quiescent state, the
  * accounting is back to 0; destroy also frees what is left (ASan checks). */
+/* ---- cache_for_each ----------------------------------------------------- */
+
+struct visit {
+	char seen[64][8];          /* key strings visited, in visit order */
+	unsigned n;
+	uint32_t flags_sum;
+};
+
+static void visit_fn(void *arg, const struct cache_item *it)
+{
+	struct visit *v = arg;
+
+	assert_true(v->n < 64);
+	assert_true(it->nkey < sizeof(v->seen[0]));
+	memcpy(v->seen[v->n], cache_item_key(it), it->nkey);
+	v->seen[v->n][it->nkey] = '\0';
+	v->n++;
+	v->flags_sum += it->client_flags;
+}
+
+static bool visited(const struct visit *v, const char *key)
+{
+	unsigned hits = 0;
+
+	for (unsigned i = 0; i < v->n; i++)
+		hits += strcmp(v->seen[i], key) == 0;
+	assert_true(hits <= 1);    /* never twice */
+	return hits == 1;
+}
+
+/* Every linked, live item once: not deleted, replaced twice, expired or
+ * flushed ones. */
+static void test_for_each(void **state)
+{
+	struct fx *fx = *state;
+	struct cache_store_args a = { .mode = CACHE_SET };
+	struct visit v = { .n = 0 };
+	char key[8];
+
+	cache_for_each(fx->t, visit_fn, &v);
+	assert_int_equal(v.n, 0);
+
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(store(fx->t, key, "v", 1, 0, &a, NULL), CACHE_OK);
+	}
+	assert_int_equal(set(fx->t, "k0", "replaced", 0), CACHE_OK); /* flags 0 */
+	assert_int_equal(cache_delete(fx->t, "k1", 2, cache_hash("k1", 2), 0),
+			 CACHE_OK);
+	assert_int_equal(set(fx->t, "short", "v", 10), CACHE_OK);
+	assert_int_equal(set(fx->t, "gone", "v", -1), CACHE_OK); /* expired at once */
+
+	cache_for_each(fx->t, visit_fn, &v);
+	assert_int_equal(v.n, 40);         /* k0, k2..k39, short */
+	assert_int_equal(v.flags_sum, 38);
+	assert_true(visited(&v, "k0"));
+	assert_false(visited(&v, "k1"));
+	assert_true(visited(&v, "k39"));
+	assert_true(visited(&v, "short"));
+	assert_false(visited(&v, "gone"));
+
+	cache_clock_advance(10);           /* "short" expires */
+	v.n = 0;
+	v.flags_sum = 0;
+	cache_for_each(fx->t, visit_fn, &v);
+	assert_int_equal(v.n, 39);
+	assert_false(visited(&v, "short"));
+
+	cache_clock_advance(1);
+	cache_flush(fx->t, 0);
+	assert_int_equal(set(fx->t, "after", "v", 0), CACHE_OK);
+	v.n = 0;
+	cache_for_each(fx->t, visit_fn, &v);
+	assert_int_equal(v.n, 1);
+	assert_true(visited(&v, "after"));
+}
+
 static void test_accounting_returns_to_zero(void **state)
 {
 	struct fx *fx = *state;
@@ -755,6 +832,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_evict, setup_small_noevict, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stats_reset, setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_accounting_returns_to_zero, setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_for_each, setup, fx_teardown),
 		cmocka_unit_test(test_create_bad_config),
 	};
 

@@ -1,0 +1,59 @@
+/*
+ * control/node.h - one dpcached process as a cluster node: it owns the
+ * routing state the serving threads read (replication/cluster.h), the
+ * ZooKeeper agent (control/agent.h) that feeds it maps, and the migrator
+ * (replication/migrate.h) that streams moving keys and drops the copies a
+ * migration left behind.
+ *
+ * Lifecycle, on the main thread:
+ *   n = node_create(cfg)      the routing state; no thread, no ZooKeeper
+ *   ... start the data plane with node_cluster(n) ...
+ *   node_start(n)             migrator thread, then the agent (ZooKeeper)
+ *   ... serve ...
+ *   node_stop(n)              agent first (a clean leave), then the migrator
+ *   ... stop the data plane ...
+ *   node_destroy(&n)
+ */
+#ifndef DPCACHE_CONTROL_NODE_H
+#define DPCACHE_CONTROL_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "replication/cluster.h"
+
+struct node_config {
+	struct cache *cache;
+	const char *zk_hosts;          /* "host:port,..." */
+	const char *zk_root;           /* "/dpcache" */
+	const char *node_id;
+	const char *advertise;         /* "host:port" */
+	const char *admin;             /* "host:port" or NULL */
+	uint32_t weight;
+	bool standby;
+	unsigned zk_session_ms;
+	unsigned grace_ms;
+	unsigned migrate_rate_mb;      /* MB/s */
+	unsigned fwd_timeout_ms;
+	int verbosity;                 /* -v count */
+};
+
+struct node;
+
+/* NULL with a one-line reason in err. */
+struct node *node_create(const struct node_config *cfg, char *err,
+			 size_t errlen);
+struct cluster *node_cluster(struct node *n);
+/* 0, or -1 with a one-line reason in err. */
+int node_start(struct node *n, char *err, size_t errlen);
+void node_stop(struct node *n);
+/* After the data plane stopped. Accepts NULL; sets *n to NULL. */
+void node_destroy(struct node **n);
+
+/* 'stats cluster': routing counters, map, ZooKeeper and migration state.
+ * Any thread. */
+void node_stats(struct node *n, cluster_stat_fn emit, void *arg);
+
+#endif /* DPCACHE_CONTROL_NODE_H */

@@ -1,0 +1,573 @@
+/*
+ * replication/cluster.c - one node's view of the cluster, as the serving
+ * threads use it.
+ *
+ * The current map is one pointer to an immutable map, swapped with
+ * rcu_xchg_pointer by the agent thread and read with rcu_dereference by the
+ * serving threads. Serving threads are urcu-qsbr readers that report a
+ * quiescent state once per loop iteration (cache_thread_quiescent), so a map
+ * they read stays valid until then; the writer waits a grace period
+ * (synchronize_rcu, off the data plane) before dropping the old one. A
+ * serving thread never sees a half-built map.
+ *
+ * Routing costs one MD5 of the key (ketama's hash, so that stock clients
+ * agree with us), a binary search of the ring, and, only for a key migrating
+ * to this node, one local lookup to decide whether to pull it first.
+ *
+ * Counters are per worker, written by its own thread only (relaxed stores),
+ * summed by 'stats cluster'.
+ */
+#include "replication/cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu-qsbr.h>
+
+#include "replication/ring.h"
+#include "replication/tombstone.h"
+
+#define CLUSTER_MAX_WORKERS 256
+
+#define CLUSTER_WORKER_STATS(X) \
+	X(local) X(forwarded) X(pulls) X(pull_installed) X(pull_errors) \
+	X(udp_refused)
+
+struct cluster_worker_stats {
+#define CW_FIELD(name) uint64_t name;
+	CLUSTER_WORKER_STATS(CW_FIELD)
+#undef CW_FIELD
+};
+
+struct cluster_worker {
+	struct cluster *c;
+	struct cache_thread *ct;
+	struct fwd *fwd;                  /* 'dpc_peer <self> fwd' links */
+	struct fwd *fwd_final;            /* 'dpc_peer <self> final' links */
+	struct cluster_worker_stats stats;
+};
+
+struct cluster {
+	struct cache *cache;
+	char self_id[MAP_ID_MAX];
+	char self_addr[MAP_ADDR_MAX];
+	struct shard_map *map;            /* RCU; immutable once published */
+	struct tomb_set *fresh;
+	uint64_t fresh_migration;         /* the migration 'fresh' belongs to */
+	struct fwd_config fwd_cfg, fwd_final_cfg;
+	char hello[MAP_ID_MAX + 32];
+	char hello_final[MAP_ID_MAX + 32];
+	pthread_mutex_t lock;             /* workers[], set_map writers */
+	struct cluster_worker *workers[CLUSTER_MAX_WORKERS];
+	unsigned nworkers;
+};
+
+#define CW_INC(cw, field) \
+	__atomic_store_n(&(cw)->stats.field, \
+		__atomic_load_n(&(cw)->stats.field, __ATOMIC_RELAXED) + 1, \
+		__ATOMIC_RELAXED)
+
+struct cluster *cluster_create(const struct cluster_config *cfg)
+{
+	if (cfg == NULL || cfg->cache == NULL || cfg->self_id == NULL ||
+	    !map_id_valid(cfg->self_id) || cfg->self_addr == NULL ||
+	    strlen(cfg->self_addr) >= MAP_ADDR_MAX) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct cluster *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->cache = cfg->cache;
+	snprintf(c->self_id, sizeof(c->self_id), "%s", cfg->self_id);
+	snprintf(c->self_addr, sizeof(c->self_addr), "%s", cfg->self_addr);
+	snprintf(c->hello, sizeof(c->hello), "dpc_peer %s fwd\r\n", c->self_id);
+	c->fwd_cfg.hello = c->hello;
+	c->fwd_cfg.timeout_ms = cfg->fwd_timeout_ms;
+	c->fwd_cfg.max_pending = cfg->fwd_max_pending;
+	c->fwd_final_cfg = c->fwd_cfg;
+	snprintf(c->hello_final, sizeof(c->hello_final),
+		 "dpc_peer %s final\r\n", c->self_id);
+	c->fwd_final_cfg.hello = c->hello_final;
+	c->fresh = tomb_create();
+	if (c->fresh == NULL) {
+		free(c);
+		return NULL;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	return c;
+}
+
+void cluster_destroy(struct cluster **cp)
+{
+	if (cp == NULL || *cp == NULL)
+		return;
+	struct cluster *c = *cp;
+	*cp = NULL;
+	map_unref(c->map);
+	tomb_destroy(&c->fresh);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+const char *cluster_self_id(const struct cluster *c)
+{
+	return c->self_id;
+}
+
+void cluster_set_map(struct cluster *c, struct shard_map *m)
+{
+	pthread_mutex_lock(&c->lock);
+	struct shard_map *old = rcu_xchg_pointer(&c->map, m);
+	/* Every serving thread that could still read 'old' (or could be about
+	 * to mark a key FRESH under it) passes a quiescent state first. The
+	 * caller is the agent thread, not an RCU reader. */
+	synchronize_rcu();
+	uint64_t mig = m != NULL ? m->migration : 0;
+	if (mig != c->fresh_migration) {
+		/* FRESH belongs to one migration: a stable map ends it, a new
+		 * migration starts an empty one. */
+		tomb_clear(c->fresh);
+		c->fresh_migration = mig;
+	}
+	pthread_mutex_unlock(&c->lock);
+	map_unref(old);
+}
+
+struct shard_map *cluster_get_map(struct cluster *c)
+{
+	/* Writers hold the lock across the swap and the old map's release,
+	 * so the map read here stays alive while we take a reference. */
+	pthread_mutex_lock(&c->lock);
+	struct shard_map *m = c->map;
+	if (m != NULL)
+		map_ref(m);
+	pthread_mutex_unlock(&c->lock);
+	return m;
+}
+
+/* ---- per serving thread ------------------------------------------------- */
+
+struct cluster_worker *cluster_worker_create(struct cluster *c,
+					     struct cache_thread *ct)
+{
+	struct cluster_worker *cw = calloc(1, sizeof(*cw));
+	if (cw == NULL)
+		return NULL;
+	cw->c = c;
+	cw->ct = ct;
+	cw->fwd = fwd_create(&c->fwd_cfg);
+	cw->fwd_final = fwd_create(&c->fwd_final_cfg);
+	if (cw->fwd == NULL || cw->fwd_final == NULL) {
+		fwd_destroy(&cw->fwd);
+		fwd_destroy(&cw->fwd_final);
+		free(cw);
+		return NULL;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (c->nworkers == CLUSTER_MAX_WORKERS) {
+		pthread_mutex_unlock(&c->lock);
+		fwd_destroy(&cw->fwd);
+		fwd_destroy(&cw->fwd_final);
+		free(cw);
+		errno = E2BIG;
+		return NULL;
+	}
+	c->workers[c->nworkers++] = cw;
+	pthread_mutex_unlock(&c->lock);
+	return cw;
+}
+
+void cluster_worker_destroy(struct cluster_worker **cwp)
+{
+	if (cwp == NULL || *cwp == NULL)
+		return;
+	struct cluster_worker *cw = *cwp;
+	struct cluster *c = cw->c;
+	*cwp = NULL;
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->nworkers; i++) {
+		if (c->workers[i] == cw) {
+			c->workers[i] = c->workers[--c->nworkers];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	fwd_destroy(&cw->fwd);
+	fwd_destroy(&cw->fwd_final);
+	free(cw);
+}
+
+struct fwd *cluster_worker_fwd(struct cluster_worker *cw)
+{
+	return cw->fwd;
+}
+
+struct fwd *cluster_worker_fwd_final(struct cluster_worker *cw)
+{
+	return cw->fwd_final;
+}
+
+static void route_to(struct cluster_route *r, enum cluster_action a,
+		     const struct map_node *n)
+{
+	r->action = a;
+	memcpy(r->peer, n->addr, sizeof(r->peer));
+	memcpy(r->peer_id, n->id, sizeof(r->peer_id));
+}
+
+/* A key migrating to this node: pull it first unless it is here, FRESH,
+ * pulled already, or about to be overwritten whole. */
+static void route_moving_in(struct cluster_worker *cw, const char *key,
+			    size_t nkey, uint64_t hash, enum cluster_op op,
+			    bool pulled, const struct map_node *prev,
+			    struct cluster_route *r)
+{
+	r->moving_in = true;
+	if (op != CLUSTER_OP_SET && !pulled &&
+	    !tomb_contains(cw->c->fresh, hash)) {
+		struct cache_read_opts o = { .no_bump = true };
+		if (cache_get(cw->ct, key, nkey, hash, &o, NULL) == NULL) {
+			route_to(r, CLUSTER_PULL, prev);
+			r->final_hop = true;
+			CW_INC(cw, pulls);
+			return;
+		}
+	}
+	CW_INC(cw, local);
+}
+
+static bool is_self(const struct cluster *c, const struct map_node *n)
+{
+	return n != NULL && strcmp(n->id, c->self_id) == 0;
+}
+
+void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
+		   uint64_t hash, enum cluster_op op, enum cluster_from from,
+		   bool pulled, struct cluster_route *r)
+{
+	struct cluster *c = cw->c;
+	r->action = CLUSTER_LOCAL;
+	r->moving_in = false;
+	r->final_hop = false;
+
+	const struct shard_map *m = rcu_dereference(c->map);
+	const struct map_node *owner = NULL, *prev = NULL;
+	uint32_t rh = 0;
+	if (m != NULL) {
+		rh = ring_hash(key, nkey);
+		owner = map_owner(m, rh);
+		if (m->migration != 0)
+			prev = map_prev_owner(m, rh);
+	}
+	/* No map yet, or an empty ring: this node serves what it is asked. */
+	if (owner == NULL) {
+		CW_INC(cw, local);
+		return;
+	}
+	/* A key whose owner changes in the migration in flight. */
+	bool moving = prev != NULL && strcmp(prev->id, owner->id) != 0;
+
+	if (m->phase == MAP_PHASE_PREPARE) {
+		if (from == CLUSTER_FROM_CLIENT) {
+			/* Old owners still serve every key. */
+			const struct map_node *o = prev != NULL ? prev : owner;
+			if (is_self(c, o)) {
+				CW_INC(cw, local);
+				return;
+			}
+			route_to(r, CLUSTER_FORWARD, o);
+			CW_INC(cw, forwarded);
+			return;
+		}
+		/* A peer already on the MOVING map sent us a key we are
+		 * about to own: it is moving in. */
+		if (moving && is_self(c, owner)) {
+			route_moving_in(cw, key, nkey, hash, op, pulled, prev,
+					r);
+			return;
+		}
+		CW_INC(cw, local);
+		return;
+	}
+
+	if (!is_self(c, owner)) {
+		if (from == CLUSTER_FROM_PEER_FINAL) {
+			/* Second hops and pulls run where they land. */
+			CW_INC(cw, local);
+			return;
+		}
+		/* A client's request, or a peer's whose map is older than
+		 * ours (it still routes to the old owner): pass it on, once. */
+		route_to(r, CLUSTER_FORWARD, owner);
+		r->final_hop = from == CLUSTER_FROM_PEER;
+		CW_INC(cw, forwarded);
+		return;
+	}
+	if (moving) {
+		route_moving_in(cw, key, nkey, hash, op, pulled, prev, r);
+		return;
+	}
+	CW_INC(cw, local);
+}
+
+int cluster_forward(struct cluster_worker *cw, const char *peer,
+		    bool final_hop, const void *req, size_t len,
+		    fwd_done_fn done, void *arg, struct fwd_req **handle)
+{
+	return fwd_submit(final_hop ? cw->fwd_final : cw->fwd, peer, req, len,
+			  done, arg, handle);
+}
+
+void cluster_mark_fresh(struct cluster_worker *cw, const char *key,
+			size_t nkey, uint64_t hash)
+{
+	(void)key;
+	(void)nkey;
+	/* On no memory the key is simply not protected: a later stream copy
+	 * could then win over this write. Nothing better to do here. */
+	(void)tomb_add(cw->c->fresh, hash);
+}
+
+bool cluster_is_fresh(struct cluster_worker *cw, uint64_t hash)
+{
+	return tomb_contains(cw->c->fresh, hash);
+}
+
+/* Parses an unsigned decimal at *p up to a space or the end. */
+static bool parse_u64(const char **p, const char *end, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	if (s == end || *s < '0' || *s > '9')
+		return false;
+	while (s < end && *s >= '0' && *s <= '9') {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+		s++;
+	}
+	*p = s;
+	*out = v;
+	return true;
+}
+
+int cluster_install_pulled(struct cluster_worker *cw, const char *key,
+			   size_t nkey, uint64_t hash, const char *reply,
+			   size_t len)
+{
+	if (len >= 4 && memcmp(reply, "EN\r\n", 4) == 0)
+		return 0;
+	if (len < 5 || memcmp(reply, "VA ", 3) != 0) {
+		CW_INC(cw, pull_errors);
+		return -EPROTO;
+	}
+	const char *eol = memchr(reply, '\n', len);
+	if (eol == NULL || eol == reply || eol[-1] != '\r') {
+		CW_INC(cw, pull_errors);
+		return -EPROTO;
+	}
+	const char *p = reply + 3, *end = eol - 1;
+	uint64_t nbytes = 0, flags = 0;
+	int64_t ttl = -1;
+	if (!parse_u64(&p, end, &nbytes)) {
+		CW_INC(cw, pull_errors);
+		return -EPROTO;
+	}
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		if (p == end)
+			break;
+		char f = *p++;
+		uint64_t v = 0;
+		switch (f) {
+		case 'f':
+			if (!parse_u64(&p, end, &flags) || flags > UINT32_MAX)
+				goto bad;
+			break;
+		case 't':
+			if (p < end && *p == '-') {
+				/* "t-1": no expiry */
+				p++;
+				if (!parse_u64(&p, end, &v))
+					goto bad;
+				ttl = -1;
+			} else {
+				if (!parse_u64(&p, end, &v) || v > INT32_MAX)
+					goto bad;
+				ttl = (int64_t)v;
+			}
+			break;
+		default:
+			/* c<cas> and anything else: not needed here. */
+			while (p < end && *p != ' ')
+				p++;
+			break;
+		}
+	}
+	size_t head = (size_t)(eol + 1 - reply);
+	if (nbytes > len || len - head != nbytes + 2 ||
+	    memcmp(reply + head + nbytes, "\r\n", 2) != 0)
+		goto bad;
+	if (ttl == 0)
+		return 0;    /* expires this second: nothing worth keeping */
+	if (tomb_contains(cw->c->fresh, hash))
+		return 0;    /* written here since: ours is newer */
+
+	enum cache_status err;
+	uint32_t exptime = ttl < 0 ? 0 : cache_exptime_from_wire(ttl);
+	struct cache_item *it = cache_item_alloc(cw->ct, key, nkey,
+						 (uint32_t)flags, exptime,
+						 (size_t)nbytes, &err);
+	if (it == NULL) {
+		CW_INC(cw, pull_errors);
+		return -ENOMEM;
+	}
+	memcpy(cache_item_value(it), reply + head, (size_t)nbytes);
+	struct cache_store_args a = { .mode = CACHE_ADD };
+	if (cache_store(cw->ct, it, hash, &a, NULL) == CACHE_OK)
+		CW_INC(cw, pull_installed);
+	return 0;
+bad:
+	CW_INC(cw, pull_errors);
+	return -EPROTO;
+}
+
+void cluster_count_udp_refused(struct cluster_worker *cw)
+{
+	CW_INC(cw, udp_refused);
+}
+
+/* ---- stats -------------------------------------------------------------- */
+
+struct peer_sum {
+	char addr[MAP_ADDR_MAX];
+	struct fwd_peer_stats st;
+};
+
+struct peer_acc {
+	struct peer_sum *peers;
+	unsigned n, cap;
+};
+
+static void peer_add(void *arg, const char *addr,
+		     const struct fwd_peer_stats *st)
+{
+	struct peer_acc *acc = arg;
+	unsigned i;
+	for (i = 0; i < acc->n; i++)
+		if (strcmp(acc->peers[i].addr, addr) == 0)
+			break;
+	if (i == acc->n) {
+		if (acc->n == acc->cap) {
+			unsigned cap = acc->cap ? acc->cap * 2 : 8;
+			struct peer_sum *p = realloc(acc->peers,
+						     cap * sizeof(*p));
+			if (p == NULL)
+				return;
+			acc->peers = p;
+			acc->cap = cap;
+		}
+		memset(&acc->peers[i], 0, sizeof(acc->peers[i]));
+		snprintf(acc->peers[i].addr, sizeof(acc->peers[i].addr), "%s",
+			 addr);
+		acc->n++;
+	}
+	struct fwd_peer_stats *s = &acc->peers[i].st;
+	s->requests += st->requests;
+	s->replies += st->replies;
+	s->errors += st->errors;
+	s->timeouts += st->timeouts;
+	s->rejected += st->rejected;
+	s->connects += st->connects;
+	s->pending += st->pending;
+}
+
+static void emit_u64(cluster_stat_fn emit, void *arg, const char *name,
+		     uint64_t v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	emit(arg, name, buf);
+}
+
+/* The node id that has 'addr' in the map, or the address itself. */
+static const char *peer_name(const struct shard_map *m, const char *addr)
+{
+	if (m == NULL)
+		return addr;
+	for (unsigned i = 0; i < m->nnodes; i++)
+		if (strcmp(m->nodes[i].addr, addr) == 0)
+			return m->nodes[i].id;
+	for (unsigned i = 0; i < m->nprev; i++)
+		if (strcmp(m->prev[i].addr, addr) == 0)
+			return m->prev[i].id;
+	return addr;
+}
+
+void cluster_stats(struct cluster *c, cluster_stat_fn emit, void *arg)
+{
+	struct cluster_worker_stats sum = { 0 };
+	struct peer_acc acc = { 0 };
+
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->nworkers; i++) {
+		struct cluster_worker *cw = c->workers[i];
+#define CW_SUM(name) \
+		sum.name += __atomic_load_n(&cw->stats.name, __ATOMIC_RELAXED);
+		CLUSTER_WORKER_STATS(CW_SUM)
+#undef CW_SUM
+		fwd_for_each_peer(cw->fwd, peer_add, &acc);
+		fwd_for_each_peer(cw->fwd_final, peer_add, &acc);
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	struct shard_map *m = cluster_get_map(c);
+	emit(arg, "self", c->self_id);
+	emit(arg, "advertise", c->self_addr);
+	emit_u64(emit, arg, "map_epoch", m != NULL ? m->epoch : 0);
+	emit_u64(emit, arg, "migration", m != NULL ? m->migration : 0);
+	emit_u64(emit, arg, "map_nodes", m != NULL ? m->nnodes : 0);
+	int self = m != NULL ? map_find(m, c->self_id) : -1;
+	emit(arg, "self_state", self < 0 ? "absent" :
+	     m->nodes[self].state == MAP_NODE_ACTIVE ? "active" : "standby");
+
+	uint64_t fwd_errors = 0, fwd_timeouts = 0, fwd_rejected = 0;
+	for (unsigned i = 0; i < acc.n; i++) {
+		fwd_errors += acc.peers[i].st.errors;
+		fwd_timeouts += acc.peers[i].st.timeouts;
+		fwd_rejected += acc.peers[i].st.rejected;
+	}
+#define CW_EMIT(name) emit_u64(emit, arg, #name, sum.name);
+	CLUSTER_WORKER_STATS(CW_EMIT)
+#undef CW_EMIT
+	emit_u64(emit, arg, "forward_errors", fwd_errors + fwd_rejected);
+	emit_u64(emit, arg, "forward_timeouts", fwd_timeouts);
+	emit_u64(emit, arg, "forward_rejected", fwd_rejected);
+	emit_u64(emit, arg, "fresh_keys", tomb_count(c->fresh));
+
+	char name[MAP_ID_MAX + MAP_ADDR_MAX + 32];
+	for (unsigned i = 0; i < acc.n; i++) {
+		const char *p = peer_name(m, acc.peers[i].addr);
+		const struct fwd_peer_stats *s = &acc.peers[i].st;
+		snprintf(name, sizeof(name), "peer:%s:forwarded", p);
+		emit_u64(emit, arg, name, s->requests);
+		snprintf(name, sizeof(name), "peer:%s:replies", p);
+		emit_u64(emit, arg, name, s->replies);
+		snprintf(name, sizeof(name), "peer:%s:errors", p);
+		emit_u64(emit, arg, name, s->errors + s->rejected);
+		snprintf(name, sizeof(name), "peer:%s:timeouts", p);
+		emit_u64(emit, arg, name, s->timeouts);
+		snprintf(name, sizeof(name), "peer:%s:pending", p);
+		emit_u64(emit, arg, name, s->pending);
+		snprintf(name, sizeof(name), "peer:%s:connects", p);
+		emit_u64(emit, arg, name, s->connects);
+	}
+	free(acc.peers);
+	map_unref(m);
+}

@@ -1,0 +1,134 @@
+/*
+ * replication/cluster.h - what a serving thread needs to be one node of a
+ * cluster: the current shard map (RCU-swapped, so a polling core never reads
+ * a torn map), the routing decision per key, the forwarder, the FRESH set of
+ * a migration, and the cluster counters.
+ *
+ * Single node (no --cluster): no struct cluster exists and the protocol code
+ * never calls in here (mc_worker's cluster pointer is NULL).
+ *
+ *   cluster        - one per process; created before the workers.
+ *   cluster_worker - one per serving thread; created and used on it.
+ */
+#ifndef DPCACHE_REPLICATION_CLUSTER_H
+#define DPCACHE_REPLICATION_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "replication/forward.h"
+#include "replication/map.h"
+
+struct cluster_config {
+	struct cache *cache;
+	const char *self_id;            /* --node-id */
+	const char *self_addr;          /* --advertise "host:port" */
+	unsigned fwd_timeout_ms;        /* 0 = 1000 */
+	unsigned fwd_max_pending;       /* per peer per worker; 0 = 4096 */
+};
+
+struct cluster;
+struct cluster_worker;
+
+struct cluster *cluster_create(const struct cluster_config *cfg);
+/* After every worker is destroyed. Accepts NULL; sets *c to NULL. */
+void cluster_destroy(struct cluster **c);
+
+/* Publishes a new map: takes the caller's reference. Readers see the old or
+ * the new map whole; the old one is released after a grace period. When the
+ * new map is stable, the FRESH set is cleared. Any thread (registered with
+ * urcu or not). */
+void cluster_set_map(struct cluster *c, struct shard_map *m);
+/* A new reference to the current map (may be NULL before the first one);
+ * release with map_unref. Any thread. */
+struct shard_map *cluster_get_map(struct cluster *c);
+const char *cluster_self_id(const struct cluster *c);
+
+/* ---- per serving thread ------------------------------------------------- */
+
+/* On the serving thread, after it attached to the cache. */
+struct cluster_worker *cluster_worker_create(struct cluster *c,
+					     struct cache_thread *ct);
+void cluster_worker_destroy(struct cluster_worker **cw);
+/* The thread's two forwarders (their fds go into the loop's epoll): 'fwd'
+ * connections say 'dpc_peer <self> fwd' (the peer may pass the request on
+ * once, if its map is newer than ours), 'final' connections say
+ * 'dpc_peer <self> final' (the peer runs it: second hops and pulls). */
+struct fwd *cluster_worker_fwd(struct cluster_worker *cw);
+struct fwd *cluster_worker_fwd_final(struct cluster_worker *cw);
+
+enum cluster_op {
+	CLUSTER_OP_READ = 0,   /* get/gets/gat/touch/mg/meta no-op reads */
+	CLUSTER_OP_SET,        /* an unconditional set: never needs a pull */
+	CLUSTER_OP_WRITE,      /* every other store, delete, incr/decr, ms/md/ma */
+};
+
+enum cluster_action {
+	CLUSTER_LOCAL = 0,     /* run it here */
+	CLUSTER_FORWARD,       /* send it to 'peer' and relay the answer */
+	CLUSTER_PULL,          /* moving in, absent here: 'mg <key> v f t c' to
+	                          'peer' (the previous owner), install the answer
+	                          with cluster_install_pulled(), then run it here */
+};
+
+/* Where a request came from: a client, or a peer's connection of either
+ * role (see cluster_worker_fwd). */
+enum cluster_from {
+	CLUSTER_FROM_CLIENT = 0,
+	CLUSTER_FROM_PEER,       /* 'fwd': may go one hop further */
+	CLUSTER_FROM_PEER_FINAL, /* 'final': runs here */
+};
+
+struct cluster_route {
+	enum cluster_action action;
+	bool moving_in;          /* run here on a key migrating to this node:
+	                            call cluster_mark_fresh() after a write */
+	bool final_hop;          /* FORWARD on a 'final' connection (a second
+	                            hop); PULLs always are */
+	char peer[MAP_ADDR_MAX];
+	char peer_id[MAP_ID_MAX];
+};
+
+/*
+ * The decision for one key (rules: control/CLUSTER.md, "Routing"). 'from':
+ * who sent it. 'pulled': this request already pulled its key (never PULL
+ * again). For a moving-in key it looks the key up locally (without bumping
+ * it) to decide PULL. 'hash' is cache_hash(key). Counts the decision
+ * (local / forwarded / pulls).
+ */
+void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
+		   uint64_t hash, enum cluster_op op, enum cluster_from from,
+		   bool pulled, struct cluster_route *r);
+
+/* Queues a forwarded request (final_hop as the route said) or a pull
+ * (final_hop true) on the thread's forwarders: fwd_submit's contract. */
+int cluster_forward(struct cluster_worker *cw, const char *peer,
+		    bool final_hop, const void *req, size_t len,
+		    fwd_done_fn done, void *arg, struct fwd_req **handle);
+
+/* After a local write or delete of a moving-in key. */
+void cluster_mark_fresh(struct cluster_worker *cw, const char *key,
+			size_t nkey, uint64_t hash);
+/* The key was written here during the migration (a migrate-role ms in add
+ * mode must answer NS). */
+bool cluster_is_fresh(struct cluster_worker *cw, uint64_t hash);
+
+/* A pull's answer ('VA <n> f<flags> t<ttl> c<cas>' + data, or 'EN'): stores
+ * the item with ADD semantics unless the key is FRESH. Returns 0 (stored or
+ * nothing to store) or -errno (-EPROTO for an answer it cannot read). */
+int cluster_install_pulled(struct cluster_worker *cw, const char *key,
+			   size_t nkey, uint64_t hash, const char *reply,
+			   size_t len);
+
+/* A UDP request for a key this node does not own was refused. */
+void cluster_count_udp_refused(struct cluster_worker *cw);
+
+/* 'stats cluster' lines (self, map epoch, migration, counters summed over
+ * workers, per peer). Any thread. */
+typedef void (*cluster_stat_fn)(void *arg, const char *name,
+				const char *value);
+void cluster_stats(struct cluster *c, cluster_stat_fn emit, void *arg);
+
+#endif /* DPCACHE_REPLICATION_CLUSTER_H */
