@@ -10,6 +10,10 @@
  * to bring up EAL or the ports (bad EAL argument, no port, no hugepages, a
  * port that cannot be configured).
  *
+ * Cluster (--cluster): a control/node.h node is created before the data plane
+ * (whose serving threads route through it) and started after it; the admin
+ * endpoint (--admin) serves /metrics from the same counters as 'stats'.
+ *
  * Signals: SIGTERM and SIGINT are blocked before any thread starts, so
  * every thread inherits the mask and only the main thread's sigwait() sees
  * them; workers never get interrupted by them.
@@ -24,6 +28,8 @@
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "control/metrics.h"
+#include "control/node.h"
 #include "dataplane/kernel/kernel.h"
 #include "dataplane/memcache/mc.h"
 #include "dataplane/options.h"
@@ -156,6 +162,127 @@ static struct mc_server *create_server(const struct dp_settings *set,
 	return server;
 }
 
+/*
+ * What one process runs besides its data plane: the cluster node and the
+ * admin endpoint (both optional), and the 'stats' hook that puts the
+ * cluster's group in front of the backend's.
+ */
+struct extras {
+	struct node *node;                  /* --cluster */
+	struct metrics_server *metrics;     /* --admin */
+	struct mc_server *server;
+	mc_stats_group_fn backend_stats;    /* the backend's transport_stats */
+	void *backend_arg;
+};
+
+/* mc_server_config.transport_stats: 'stats cluster', then the backend's. */
+static int extras_stats(void *arg, const char *group, mc_stat_fn emit,
+			void *emit_arg)
+{
+	struct extras *x = arg;
+
+	if (group != NULL && strcmp(group, "cluster") == 0) {
+		if (x->node == NULL)
+			return -ENOENT;
+		node_stats(x->node, emit, emit_arg);
+		return 0;
+	}
+	return x->backend_stats(x->backend_arg, group, emit, emit_arg);
+}
+
+struct collect_ctx {
+	metrics_emit_fn emit;
+	void *ctx;
+	const char *group;
+};
+
+static void collect_line(void *arg, const char *name, const char *value)
+{
+	struct collect_ctx *cc = arg;
+
+	/* 'forwarded' also names the per-peer family (peer:<id>:forwarded):
+	 * as "total:" its sum keeps one series name from the first scrape
+	 * (dpcache_cluster_forwarded_all, control/metrics.h). */
+	if (strcmp(cc->group, "cluster") == 0 && strcmp(name, "forwarded") == 0)
+		name = "total:forwarded";
+	cc->emit(cc->ctx, cc->group, name, value);
+}
+
+/* The admin endpoint's scrape, on its own thread. */
+static void extras_collect(void *arg, metrics_emit_fn emit, void *ctx)
+{
+	struct extras *x = arg;
+	struct collect_ctx cc = { emit, ctx, "stats" };
+
+	if (x->server == NULL)
+		return;
+	(void)mc_server_stats_emit(x->server, NULL, collect_line, &cc);
+	cc.group = "dataplane";
+	(void)mc_server_stats_emit(x->server, "dataplane", collect_line, &cc);
+	if (x->node != NULL) {
+		cc.group = "cluster";
+		node_stats(x->node, collect_line, &cc);
+	}
+}
+
+/* Before the data plane: the node's routing state. 0, or -1 (reported). */
+static int extras_create(struct extras *x, const struct dp_settings *set,
+			 struct cache *cache)
+{
+	char err[256];
+
+	if (set->cluster[0] == '\0')
+		return 0;
+	struct node_config nc = {
+		.cache = cache,
+		.zk_hosts = set->zk_hosts,
+		.zk_root = set->zk_root,
+		.node_id = set->node_id,
+		.advertise = set->advertise,
+		.admin = set->admin[0] ? set->admin : NULL,
+		.weight = set->weight,
+		.standby = set->standby,
+		.zk_session_ms = set->zk_session_ms,
+		.grace_ms = set->grace_ms,
+		.migrate_rate_mb = set->migrate_rate_mb,
+		.fwd_timeout_ms = set->fwd_timeout_ms,
+		.verbosity = set->verbose,
+	};
+	x->node = node_create(&nc, err, sizeof(err));
+	if (x->node == NULL) {
+		fprintf(stderr, PROG ": --cluster: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* After the data plane serves: ZooKeeper, the migrator, /metrics. */
+static int extras_start(struct extras *x, const struct dp_settings *set)
+{
+	char err[256];
+
+	if (x->node != NULL && node_start(x->node, err, sizeof(err)) != 0) {
+		fprintf(stderr, PROG ": --cluster: %s\n", err);
+		return -1;
+	}
+	if (set->admin[0] != '\0') {
+		x->metrics = metrics_start(set->admin, extras_collect, x, err,
+					   sizeof(err));
+		if (x->metrics == NULL) {
+			fprintf(stderr, PROG ": --admin: %s\n", err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Before the data plane stops: nothing scrapes or leads any more. */
+static void extras_stop(struct extras *x)
+{
+	metrics_stop(&x->metrics);
+	node_stop(x->node);
+}
+
 #ifdef DPCACHE_HAVE_DPDK
 /*
  * --net=dpdk. EAL's main lcore is this thread: it builds everything, then
@@ -168,6 +295,7 @@ static int run_dpdk(const struct dp_settings *set, char *argv0)
 	struct cache *cache = NULL;
 	struct mc_server *server = NULL;
 	struct dp_dpdk *d = NULL;
+	struct extras x;
 	char *eal_default[2] = { argv0, NULL };
 	char **eal_argv = set->eal_argc > 0 ? set->eal_argv : eal_default;
 	int eal_argc = set->eal_argc > 0 ? set->eal_argc : 1;
@@ -193,6 +321,7 @@ static int run_dpdk(const struct dp_settings *set, char *argv0)
 	dc.tcp_time_wait_us = set->tcp_time_wait_ms * 1000u;
 	dc.poll_idle_us = set->poll_idle_us;
 	dc.verbosity = set->verbose;
+	memset(&x, 0, sizeof(x));
 
 	block_stop_signals(&sigs);
 
@@ -205,9 +334,16 @@ static int run_dpdk(const struct dp_settings *set, char *argv0)
 	cache = create_cache(set, dp_dpdk_workers(d));
 	if (cache == NULL)
 		goto out;
-	server = create_server(set, cache, dp_dpdk_workers(d), dp_dpdk_stats, d);
+	if (extras_create(&x, set, cache) != 0)
+		goto out;
+	x.backend_stats = dp_dpdk_stats;
+	x.backend_arg = d;
+	server = create_server(set, cache, dp_dpdk_workers(d), extras_stats, &x);
 	if (server == NULL)
 		goto out;
+	x.server = server;
+	if (x.node != NULL)
+		dp_dpdk_set_cluster(d, node_cluster(x.node));
 
 	rc = dp_dpdk_start(d, server);
 	if (rc != 0) {
@@ -219,13 +355,17 @@ static int run_dpdk(const struct dp_settings *set, char *argv0)
 		dp_dpdk_describe(d, line, sizeof(line));
 		fprintf(stderr, PROG ": dpdk: %s\n", line);
 	}
+	if (extras_start(&x, set) != 0)
+		goto out;
 
 	wait_for_stop(set, &sigs);
 	status = 0;
 out:
-	/* The lcores first (they free their mc_workers), then the protocol
-	 * and the cache, then ports and EAL. */
+	/* The node's threads, then the lcores (they free their mc_workers),
+	 * then the protocol and the cache, then ports and EAL. */
+	extras_stop(&x);
 	dp_dpdk_stop(d);
+	node_destroy(&x.node);
 	mc_server_destroy(&server);
 	cache_destroy(&cache);
 	dp_dpdk_destroy(&d);
@@ -240,10 +380,12 @@ int main(int argc, char **argv)
 	struct cache *cache = NULL;
 	struct mc_server *server = NULL;
 	struct dp_kernel *kernel = NULL;
+	struct extras x;
 	sigset_t sigs;
 	char err[256];
 	int rc, status = 1;
 
+	memset(&x, 0, sizeof(x));
 	if (dp_options_parse(&set, argc, argv, err, sizeof(err)) != 0) {
 		fprintf(stderr, PROG ": %s\nTry '" PROG " --help' for the options.\n",
 			err);
@@ -271,6 +413,8 @@ int main(int argc, char **argv)
 	cache = create_cache(&set, set.threads);
 	if (cache == NULL)
 		goto out;
+	if (extras_create(&x, &set, cache) != 0)
+		goto out;
 
 	memset(&kc, 0, sizeof(kc));
 	kc.listen_addr = set.listen_addr;
@@ -280,6 +424,7 @@ int main(int argc, char **argv)
 	kc.max_conns = set.max_conns;
 	kc.backlog = (int)set.backlog;
 	kc.verbosity = set.verbose;
+	kc.cluster = x.node != NULL ? node_cluster(x.node) : NULL;
 	kernel = dp_kernel_create(&kc, err, sizeof(err));
 	if (kernel == NULL) {
 		fprintf(stderr, PROG ": %s\n", err);
@@ -288,9 +433,12 @@ int main(int argc, char **argv)
 	if (drop_privileges(set.user) != 0)
 		goto out;
 
-	server = create_server(&set, cache, set.threads, dp_kernel_stats, kernel);
+	x.backend_stats = dp_kernel_stats;
+	x.backend_arg = kernel;
+	server = create_server(&set, cache, set.threads, extras_stats, &x);
 	if (server == NULL)
 		goto out;
+	x.server = server;
 
 	rc = dp_kernel_start(kernel, server);
 	if (rc != 0) {
@@ -300,13 +448,17 @@ int main(int argc, char **argv)
 	}
 	if (set.verbose >= 1)
 		print_banner(&set);
+	if (extras_start(&x, &set) != 0)
+		goto out;
 
 	wait_for_stop(&set, &sigs);
 	status = 0;
 out:
 	/* Reverse order of creation; every destroy accepts NULL. */
+	extras_stop(&x);
 	dp_kernel_stop(kernel);
 	dp_kernel_destroy(&kernel);
+	node_destroy(&x.node);
 	mc_server_destroy(&server);
 	cache_destroy(&cache);
 	return status;

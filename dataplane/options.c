@@ -96,6 +96,30 @@ static const struct dp_option dp_options[] = {
 	{ "poll-idle-us", 0, DP_OPT_UINT, "<num>", "0", 0, 1000000,
 	  OFF(poll_idle_us),
 	  "dpdk: sleep this long after a run of empty polls (0 = busy polling)" },
+	{ "cluster", 0, DP_OPT_TEXT, "<host:port,...>/<root>", NULL, 0, 0,
+	  OFF(cluster),
+	  "join the cluster kept in ZooKeeper at these hosts under this root znode"
+	  " (default: a single node, no ZooKeeper)" },
+	{ "node-id", 0, DP_OPT_TEXT, "<id>", NULL, 0, 0, OFF(node_id),
+	  "cluster: this node's name, 1-63 of [A-Za-z0-9_.-] (required)" },
+	{ "advertise", 0, DP_OPT_TEXT, "<addr:port>", NULL, 0, 0, OFF(advertise),
+	  "cluster: the address clients and peers use for this node"
+	  " (default: -l:-p when -l is one IP address)" },
+	{ "weight", 0, DP_OPT_UINT, "<num>", "1", 1, 1000, OFF(weight),
+	  "cluster: ketama weight (share of keys)" },
+	{ "standby", 0, DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(standby),
+	  "cluster: register but own no keys until 'dpcachectl add'" },
+	{ "admin", 0, DP_OPT_TEXT, "<addr:port>", NULL, 0, 0, OFF(admin),
+	  "HTTP admin endpoint: Prometheus /metrics and /healthz (default: off)" },
+	{ "zk-session-ms", 0, DP_OPT_UINT, "<num>", "6000", 400, 120000,
+	  OFF(zk_session_ms), "cluster: ZooKeeper session timeout, ms" },
+	{ "grace-ms", 0, DP_OPT_UINT, "<num>", "5000", 0, 3600000, OFF(grace_ms),
+	  "cluster: a node gone from ZooKeeper this long leaves the map" },
+	{ "migrate-rate", 0, DP_OPT_UINT, "<num>", "64", 1, 100000,
+	  OFF(migrate_rate_mb), "cluster: migration stream budget, MB/s per node" },
+	{ "forward-timeout-ms", 0, DP_OPT_UINT, "<num>", "1000", 10, 60000,
+	  OFF(fwd_timeout_ms),
+	  "cluster: a forwarded request not answered this fast fails" },
 	{ "verbose", 'v', DP_OPT_COUNT, NULL, NULL, 0, 0, OFF(verbose),
 	  "verbose: errors/warnings (-v), connection open/close (-vv)" },
 	{ "help", 'h', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(help),
@@ -460,6 +484,132 @@ static int check_backend(struct dp_settings *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* "host:port" with a numeric IPv4/IPv6 literal and a port 1..65535. */
+static bool host_port_ok(const char *text)
+{
+	const char *colon = strrchr(text, ':');
+	char host[DP_TEXT_MAX];
+	unsigned char buf[sizeof(struct in6_addr)];
+	uint64_t port;
+
+	if (colon == NULL || colon == text ||
+	    (size_t)(colon - text) >= sizeof(host) ||
+	    parse_number(colon + 1, false, &port) != 0 || port == 0 ||
+	    port > 65535)
+		return false;
+	memcpy(host, text, (size_t)(colon - text));
+	host[colon - text] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host) - 2);
+		host[strlen(host) - 2] = '\0';
+		return inet_pton(AF_INET6, host, buf) == 1;
+	}
+	return inet_pton(AF_INET, host, buf) == 1;
+}
+
+/* Node ids: the same rule as replication/map.h's map_id_valid. */
+static bool node_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > 63)
+		return false;
+	for (const char *p = id; *p; p++) {
+		char c = *p;
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		      (c >= 'A' && c <= 'Z') || c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* --cluster and the flags that go with it. */
+static int check_cluster(struct dp_settings *s, char *err, size_t errlen)
+{
+	if (s->cluster[0] == '\0') {
+		if (s->node_id[0] != '\0' || s->advertise[0] != '\0' ||
+		    s->standby) {
+			set_err(err, errlen, "%s needs --cluster",
+				s->node_id[0] ? "--node-id" :
+				s->advertise[0] ? "--advertise" : "--standby");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	const char *slash = strchr(s->cluster, '/');
+	if (slash == NULL || slash == s->cluster || slash[1] == '\0' ||
+	    slash[strlen(slash) - 1] == '/') {
+		set_err(err, errlen,
+			"invalid value '%s' for --cluster: expected "
+			"HOST:PORT[,HOST:PORT...]/ROOT, e.g. 127.0.0.1:2181/dpcache",
+			s->cluster);
+		return -EINVAL;
+	}
+	memcpy(s->zk_hosts, s->cluster, (size_t)(slash - s->cluster));
+	s->zk_hosts[slash - s->cluster] = '\0';
+	snprintf(s->zk_root, sizeof(s->zk_root), "%s", slash);
+	char hosts[DP_TEXT_MAX], *save = NULL;
+	snprintf(hosts, sizeof(hosts), "%s", s->zk_hosts);
+	for (char *h = strtok_r(hosts, ",", &save); h != NULL;
+	     h = strtok_r(NULL, ",", &save)) {
+		const char *colon = strrchr(h, ':');
+		uint64_t port;
+		if (colon == NULL || colon == h ||
+		    parse_number(colon + 1, false, &port) != 0 || port == 0 ||
+		    port > 65535) {
+			set_err(err, errlen,
+				"invalid ZooKeeper server '%s' in --cluster: expected "
+				"HOST:PORT", h);
+			return -EINVAL;
+		}
+	}
+	if (s->node_id[0] == '\0') {
+		set_err(err, errlen, "--cluster needs --node-id");
+		return -EINVAL;
+	}
+	if (!node_id_ok(s->node_id)) {
+		set_err(err, errlen,
+			"invalid value '%s' for --node-id: expected 1-63 of "
+			"[A-Za-z0-9_.-]", s->node_id);
+		return -EINVAL;
+	}
+	if (s->tcp_port == 0) {
+		set_err(err, errlen, "--cluster needs a TCP port (-p): peers "
+			"forward over TCP");
+		return -EINVAL;
+	}
+	if (s->advertise[0] == '\0') {
+		char def[DP_TEXT_MAX];
+		snprintf(def, sizeof(def), "%s:%u", s->listen_addr, s->tcp_port);
+		if (!host_port_ok(def) || strcmp(s->listen_addr, "0.0.0.0") == 0 ||
+		    strcmp(s->listen_addr, "::") == 0) {
+			set_err(err, errlen,
+				"--cluster needs --advertise=ADDR:PORT when -l is not "
+				"one IP address ('%s')", s->listen_addr);
+			return -EINVAL;
+		}
+		snprintf(s->advertise, sizeof(s->advertise), "%s", def);
+	}
+	if (!host_port_ok(s->advertise) || strlen(s->advertise) >= 64) {
+		set_err(err, errlen,
+			"invalid value '%s' for --advertise: expected a numeric "
+			"IP address and port, e.g. 10.0.0.5:11211", s->advertise);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_admin(struct dp_settings *s, char *err, size_t errlen)
+{
+	if (s->admin[0] != '\0' && !host_port_ok(s->admin)) {
+		set_err(err, errlen,
+			"invalid value '%s' for --admin: expected a numeric IP "
+			"address and port, e.g. 127.0.0.1:9211", s->admin);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Cross checks that involve more than one flag. */
 static int validate(struct dp_settings *s, char *err, size_t errlen)
 {
@@ -474,6 +624,9 @@ static int validate(struct dp_settings *s, char *err, size_t errlen)
 			"nothing to listen on: -p/--port and -U/--udp-port are both 0");
 		return -EINVAL;
 	}
+	if (check_cluster(s, err, errlen) != 0 ||
+	    check_admin(s, err, errlen) != 0)
+		return -EINVAL;
 	return check_backend(s, err, errlen);
 }
 

@@ -20,7 +20,7 @@
 
 #define DP_ADDR_MAX 64          /* longest -l value, NUL included */
 #define DP_USER_MAX 64          /* longest -u value, NUL included */
-#define DP_TEXT_MAX 128         /* longest --ip/--gateway/--fault value */
+#define DP_TEXT_MAX 256         /* longest --ip/--gateway/--fault/--cluster value */
 
 /* --net: which data plane serves the sockets. */
 enum dp_net {
@@ -54,6 +54,20 @@ struct dp_settings {
 	unsigned tcp_rto_min_ms;    /* --tcp-rto-min-ms */
 	unsigned tcp_time_wait_ms;  /* --tcp-time-wait-ms */
 	unsigned poll_idle_us;      /* --poll-idle-us: sleep after idle polls; 0 = busy */
+	/* The cluster (--cluster; control/CLUSTER.md). Empty cluster = a
+	 * single node that never talks to ZooKeeper. */
+	char cluster[DP_TEXT_MAX];  /* --cluster=HOST:PORT[,...]/ROOT, as typed */
+	char zk_hosts[DP_TEXT_MAX]; /* ... the host list */
+	char zk_root[DP_TEXT_MAX];  /* ... the root znode, "/..." */
+	char node_id[DP_TEXT_MAX];  /* --node-id */
+	char advertise[DP_TEXT_MAX]; /* --advertise=ADDR:PORT (default: -l:-p) */
+	char admin[DP_TEXT_MAX];    /* --admin=ADDR:PORT: /metrics; "" = off */
+	unsigned weight;            /* --weight */
+	bool standby;               /* --standby: wait for 'dpcachectl add' */
+	unsigned zk_session_ms;     /* --zk-session-ms */
+	unsigned grace_ms;          /* --grace-ms */
+	unsigned migrate_rate_mb;   /* --migrate-rate, MB/s */
+	unsigned fwd_timeout_ms;    /* --forward-timeout-ms */
 	/* Everything after "--": rte_eal_init's arguments, pointing into the
 	 * argv given to dp_options_parse. eal_argv[0] is that argv[0]. */
 	int eal_argc;               /* 0 = no "--" */

@@ -54,11 +54,13 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
 #include "cache/clock.h"
 #include "dataplane/dp_log.h"
+#include "replication/cluster.h"
 
 #define IN_BUF_INIT   2048          /* first input buffer of a connection */
 #define IN_BUF_MAX    65536         /* input of a busy connection */
@@ -80,7 +82,8 @@ static const char too_many_conns[] = "ERROR Too many open connections\r\n";
 /* ---- data structures ---------------------------------------------------- */
 
 /* What an epoll event points at: the first member of each source. */
-enum src_kind { SRC_CONN, SRC_LISTEN, SRC_UDP, SRC_WAKE };
+enum src_kind { SRC_CONN, SRC_LISTEN, SRC_UDP, SRC_WAKE, SRC_FWD,
+		SRC_FWD_FINAL };
 
 struct src {
 	enum src_kind kind;
@@ -103,6 +106,7 @@ struct kconn {
 	bool closing;                 /* close once 'out' is sent */
 	bool grow_in;                 /* the last read filled the buffer */
 	bool in_ready;                /* on kw->ready */
+	bool waiting;                 /* a request is out at another node */
 	struct kconn *ready_next;
 	struct kconn *prev, *next;    /* kw->conns, under kw->conns_lock */
 	uint32_t last_cmd;            /* cache clock of the last read; atomic */
@@ -128,8 +132,11 @@ struct kworker {
 	bool started;
 	int start_err;                /* set by the thread before it posts */
 	int epfd, lfd, ufd, wakefd, sparefd;
-	struct src listen_src, udp_src, wake_src;
+	struct src listen_src, udp_src, wake_src, fwd_src, fwd_final_src;
 	struct mc_worker *mw;
+	struct cluster_worker *cw;    /* cluster node: routing + forwarder */
+	struct fwd *fwd;              /* cw's forwarders, or NULL */
+	struct fwd *fwd_final;
 	struct cache_thread *ct;
 	struct kudp *udp;
 	struct kconn *ready;          /* connections with work left */
@@ -155,6 +162,8 @@ struct dp_kernel {
 };
 
 static __thread struct kworker *tls_worker;
+
+static int epoll_add(int epfd, int fd, struct src *s);
 
 static inline void stat_inc(uint64_t *p)
 {
@@ -287,6 +296,12 @@ static void conn_feed(struct kconn *c)
 		c->need_feed = false;   /* wait for more bytes */
 		conn_shrink_input(c);
 		break;
+	case MC_FEED_WAIT:
+		/* Another node has the request; conn_wake() resumes. Input is
+		 * not read meanwhile (the same backpressure as a full socket). */
+		c->waiting = true;
+		c->need_feed = false;
+		break;
 	default:
 		/* Not in the contract: do not guess, end the connection. */
 		DP_LOG(1, "fd %d: mc_session_feed returned %d, closing", c->fd, rc);
@@ -369,7 +384,20 @@ static bool conn_has_work(const struct kconn *c)
 {
 	if (c->send_blocked)
 		return false;
+	if (c->waiting)
+		return c->out.len > 0 || c->closing;
 	return c->out.len > 0 || c->closing || c->need_feed || c->readable;
+}
+
+/* The session's waker: the answer of a forwarded request is in; feed again.
+ * Runs inside fwd_poll() on the connection's own thread. */
+static void conn_wake(void *arg)
+{
+	struct kconn *c = arg;
+
+	c->waiting = false;
+	c->need_feed = true;
+	ready_add(c->kw, c);
 }
 
 /*
@@ -395,7 +423,7 @@ static void conn_service(struct kworker *kw, struct kconn *c)
 			conn_feed(c);
 			continue;               /* send what it produced */
 		}
-		if (!c->readable)
+		if (!c->readable || c->waiting)
 			goto out;
 		if (conn_read(c) < 0)
 			goto close;
@@ -481,6 +509,7 @@ static void conn_open(struct kworker *kw, int fd,
 	c->last_cmd = cache_clock_now();
 	if (c->in == NULL || c->sess == NULL)
 		goto fail;
+	mc_session_set_waker(c->sess, conn_wake, c);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
@@ -632,13 +661,33 @@ static void udp_burst(struct kworker *kw)
 
 /* ---- worker threads ----------------------------------------------------- */
 
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 static void worker_loop(struct kworker *kw)
 {
 	struct epoll_event evs[EVENTS_MAX];
 
 	while (!__atomic_load_n(&kw->k->stopping, __ATOMIC_ACQUIRE)) {
 		int timeout = kw->ready ? 0 : -1;
+		bool fwd_ready = false, fwd_final_ready = false;
 		int n;
+
+		if (kw->fwd != NULL && timeout != 0) {
+			/* Wake for the forwarders' next deadline. */
+			uint64_t now = monotonic_ms();
+			int t = fwd_timeout_ms(kw->fwd, now);
+			int t2 = fwd_timeout_ms(kw->fwd_final, now);
+			if (t2 >= 0 && (t < 0 || t2 < t))
+				t = t2;
+			if (t >= 0)
+				timeout = t;
+		}
 
 		/* No item pointer is held between iterations. */
 		cache_thread_quiescent(kw->ct);
@@ -670,10 +719,46 @@ static void worker_loop(struct kworker *kw)
 				(void)r;  /* the flag, not the count, says stop */
 				break;
 			}
+			case SRC_FWD:
+				/* An answer, or a peer closing an idle link: the
+				 * fd stays readable until fwd_poll runs. */
+				fwd_ready = true;
+				break;
+			case SRC_FWD_FINAL:
+				fwd_final_ready = true;
+				break;
 			}
 		}
+		/* Answers from other nodes wake their sessions (ready list). */
+		if (kw->fwd != NULL && (fwd_ready || fwd_busy(kw->fwd)))
+			fwd_poll(kw->fwd, monotonic_ms());
+		if (kw->fwd_final != NULL &&
+		    (fwd_final_ready || fwd_busy(kw->fwd_final)))
+			fwd_poll(kw->fwd_final, monotonic_ms());
 		ready_run(kw);
 	}
+}
+
+/* A cluster node's worker: its routing context and forwarders, whose epoll
+ * fds join the worker's own (readable when an answer is in). */
+static int worker_join_cluster(struct kworker *kw)
+{
+	kw->cw = cluster_worker_create(kw->k->cfg.cluster, kw->ct);
+	if (kw->cw == NULL)
+		return -1;
+	kw->fwd = cluster_worker_fwd(kw->cw);
+	kw->fwd_final = cluster_worker_fwd_final(kw->cw);
+	kw->fwd_src.kind = SRC_FWD;
+	kw->fwd_final_src.kind = SRC_FWD_FINAL;
+	if (epoll_add(kw->epfd, fwd_fd(kw->fwd), &kw->fwd_src) != 0 ||
+	    epoll_add(kw->epfd, fwd_fd(kw->fwd_final), &kw->fwd_final_src) != 0) {
+		kw->fwd = NULL;
+		kw->fwd_final = NULL;
+		cluster_worker_destroy(&kw->cw);
+		return -1;
+	}
+	mc_worker_set_cluster(kw->mw, kw->cw);
+	return 0;
 }
 
 static void *worker_main(void *arg)
@@ -692,6 +777,12 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	kw->ct = mc_worker_cache_thread(kw->mw);
+	if (kw->k->cfg.cluster != NULL && worker_join_cluster(kw) != 0) {
+		mc_worker_destroy(&kw->mw);
+		kw->start_err = -ENOMEM;
+		sem_post(&kw->k->started);
+		return NULL;
+	}
 	sem_post(&kw->k->started);
 
 	worker_loop(kw);
@@ -703,6 +794,11 @@ static void *worker_main(void *arg)
 	kw->ready = NULL;
 	if (kw->udp)
 		mc_buf_deinit(&kw->udp->out);
+	/* After the sessions: closing one cancels its forwarded request. */
+	mc_worker_set_cluster(kw->mw, NULL);
+	kw->fwd = NULL;
+	kw->fwd_final = NULL;
+	cluster_worker_destroy(&kw->cw);
 	mc_worker_destroy(&kw->mw);
 	kw->ct = NULL;
 	return NULL;

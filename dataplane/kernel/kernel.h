@@ -21,6 +21,8 @@
 
 #include "dataplane/memcache/mc.h"
 
+struct cluster;
+
 struct dp_kernel_config {
 	const char *listen_addr;   /* host or literal; copied */
 	uint16_t tcp_port;         /* 0 = no TCP */
@@ -29,6 +31,9 @@ struct dp_kernel_config {
 	unsigned max_conns;        /* -c: client connections, all threads together */
 	int backlog;               /* listen() backlog */
 	int verbosity;             /* -v count: 1 warnings, 2 connection open/close */
+	/* A cluster node (--cluster): each worker makes its cluster_worker
+	 * (routing, forwarder) and polls its forwarder. NULL = single node. */
+	struct cluster *cluster;
 };
 
 struct dp_kernel;

@@ -27,6 +27,13 @@
  * answered as soon as the 24-byte header shows them, without waiting for the
  * key, so a client cannot make us buffer a 64 KiB key.
  *
+ * Cluster (w->cluster set): a keyed request is routed before it runs
+ * (bin_route, out of line). One another node owns goes there as a meta
+ * request and the session waits for the answer (BIN_WAIT); a store first
+ * receives its value into a local item as usual, whose bytes are then
+ * copied into the request and the item freed. A pull leaves the whole
+ * request unconsumed (BIN_REDO) and it runs again once the key is here.
+ *
  * Threads: everything here runs on the session's worker thread, online.
  * Item pointers from lookups never outlive a call; the item being filled is
  * unlinked and owned by the session until cache_store() takes it.
@@ -160,6 +167,20 @@ static int bin_error(struct mc_buf *out, const struct mc_bin_header *req,
 	return 0;
 }
 
+/* The two writers above, for forward.c (answers of forwarded requests). */
+unsigned char *mc_bin_reply(struct mc_buf *out, const struct mc_bin_header *req,
+			    uint16_t status, uint8_t extlen, uint16_t keylen,
+			    uint32_t bodylen, uint64_t cas)
+{
+	return bin_reply(out, req, status, extlen, keylen, bodylen, cas);
+}
+
+int mc_bin_error(struct mc_buf *out, const struct mc_bin_header *req,
+		 uint16_t status, const char *text)
+{
+	return bin_error(out, req, status, text);
+}
+
 /* A success reply with an optional small body (value of incr, version). */
 static int bin_ok(struct mc_buf *out, const struct mc_bin_header *req,
 		  const void *body, uint32_t n, uint64_t cas)
@@ -258,6 +279,8 @@ struct bin_req {
 /* Result of a handler: keep going, or close after sending 'out'. */
 #define BIN_CONTINUE 0
 #define BIN_CLOSE    1
+#define BIN_WAIT     2   /* cluster: a forward is out; the request is taken */
+#define BIN_REDO     3   /* cluster: a pull is out; the request is not taken */
 
 static int bin_result(int rc)
 {
@@ -528,6 +551,24 @@ static void bin_swallow(struct mc_bin_state *st, uint64_t n)
 	st->left = n;
 }
 
+/* A forwarded store's value is complete: into the meta request begun by
+ * bin_route, then off to the owner; the local item is dropped. */
+static __attribute__((noinline)) int
+bin_store_forward(struct mc_session *s, struct cache_item *it,
+		  struct mc_buf *out)
+{
+	struct mc_fwd *f = s->fwd;
+
+	s->bin.fwd_store = false;
+	int rc = mc_buf_append(&f->req_buf, cache_item_value_const(it), it->nbytes);
+	if (rc == 0)
+		rc = mc_buf_append(&f->req_buf, "\r\n", 2);
+	cache_item_abort(s->w->ct, &it);
+	if (rc != 0)
+		return BIN_CLOSE;
+	return mc_fwd_start(s, out) ? BIN_WAIT : BIN_CONTINUE;
+}
+
 /*
  * The value is complete: link the item and answer (memcached's
  * complete_update_bin). Takes the item from the state.
@@ -545,6 +586,8 @@ static int bin_store_complete(struct mc_session *s, struct mc_buf *out)
 
 	st->item = NULL;
 	st->phase = MC_BIN_PHASE_HEADER;
+	if (__builtin_expect(st->fwd_store, 0))
+		return bin_store_forward(s, it, out);
 
 	switch (base) {
 	case MC_BIN_ADD: args.mode = CACHE_ADD; break;
@@ -561,7 +604,18 @@ static int bin_store_complete(struct mc_session *s, struct mc_buf *out)
 	args.cas_compare = h->cas;
 
 	MC_STAT_INC(w, cmd_set);
+	/* cluster: a moving-in key written here becomes FRESH */
+	char fkey[CACHE_KEY_MAX];
+	size_t fnkey = 0;
+	if (__builtin_expect(st->fresh_after, 0)) {
+		fnkey = it->nkey;
+		memcpy(fkey, cache_item_key(it), fnkey);
+	}
 	enum cache_status rc = cache_store(w->ct, it, st->hash, &args, &cas);
+	if (__builtin_expect(st->fresh_after, 0)) {
+		st->fresh_after = false;
+		mc_fwd_mark_fresh(s, fkey, fnkey, st->hash);
+	}
 	if (is_cas) {
 		if (rc == CACHE_OK)
 			MC_STAT_INC(w, cas_hits);
@@ -641,6 +695,197 @@ static int bin_store_start(struct bin_req *r)
 	if (vlen == 0)
 		return bin_store_complete(r->s, r->out);
 	return BIN_CONTINUE;
+}
+
+/* ---- cluster ------------------------------------------------------------- */
+
+static bool bin_keyed(uint8_t base)
+{
+	switch (base) {
+	case MC_BIN_GET: case MC_BIN_GETK: case MC_BIN_TOUCH: case MC_BIN_GAT:
+	case MC_BIN_GATK: case MC_BIN_SET: case MC_BIN_ADD: case MC_BIN_REPLACE:
+	case MC_BIN_APPEND: case MC_BIN_PREPEND: case MC_BIN_DELETE:
+	case MC_BIN_INCREMENT: case MC_BIN_DECREMENT:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool bin_is_store(uint8_t base)
+{
+	return base == MC_BIN_SET || base == MC_BIN_ADD || base == MC_BIN_REPLACE ||
+	       base == MC_BIN_APPEND || base == MC_BIN_PREPEND;
+}
+
+/* " <flag><number>" into a meta request; false = no memory. */
+static bool req_num(struct mc_buf *b, char flag, int64_t v)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), " %c%lld", flag, (long long)v);
+	return mc_buf_append(b, tmp, (size_t)n) == 0;
+}
+
+static bool req_u64(struct mc_buf *b, char flag, uint64_t v)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), " %c%llu", flag, (unsigned long long)v);
+	return mc_buf_append(b, tmp, (size_t)n) == 0;
+}
+
+/* A binary expiration as a meta T/N value. Local requests pass the u32 to
+ * cache_exptime_from_wire; meta reads a signed 32-bit number, so values
+ * past INT32_MAX (absolute times after 2038) are capped. */
+static int64_t bin_wire_exptime(uint32_t v)
+{
+	return v > INT32_MAX ? INT32_MAX : (int64_t)v;
+}
+
+/* The meta request for a forwarded binary request (a store's line only). */
+static bool bin_build_request(struct bin_req *r, struct mc_fwd *f)
+{
+	struct mc_buf *b = &f->req_buf;
+	const struct mc_bin_header *h = r->h;
+	const char *cmd;
+	bool b64;
+
+	switch (r->base) {
+	case MC_BIN_GET: case MC_BIN_GETK: case MC_BIN_TOUCH:
+	case MC_BIN_GAT: case MC_BIN_GATK:
+		cmd = "mg ";
+		break;
+	case MC_BIN_DELETE:
+		cmd = "md ";
+		break;
+	case MC_BIN_INCREMENT: case MC_BIN_DECREMENT:
+		cmd = "ma ";
+		break;
+	default:
+		cmd = "ms ";
+		break;
+	}
+	if (mc_buf_append(b, cmd, 3) != 0 ||
+	    mc_fwd_put_key(b, r->key, h->keylen, &b64) != 0 ||
+	    (b64 && mc_buf_append(b, " b", 2) != 0))
+		return false;
+
+	bool ok = true;
+	switch (r->base) {
+	case MC_BIN_GET: case MC_BIN_GETK:
+		ok = mc_buf_append(b, " v f c", 6) == 0;
+		break;
+	case MC_BIN_GAT: case MC_BIN_GATK:
+		ok = mc_buf_append(b, " v f c", 6) == 0 &&
+		     req_num(b, 'T', bin_wire_exptime(get_be32(r->ext)));
+		break;
+	case MC_BIN_TOUCH:
+		ok = mc_buf_append(b, " f c", 4) == 0 &&
+		     req_num(b, 'T', bin_wire_exptime(get_be32(r->ext)));
+		break;
+	case MC_BIN_DELETE:
+		ok = h->cas == 0 || req_u64(b, 'C', h->cas);
+		break;
+	case MC_BIN_INCREMENT: case MC_BIN_DECREMENT: {
+		uint32_t exp = get_be32(r->ext + 16);
+		ok = req_u64(b, 'D', get_be64(r->ext)) &&
+		     mc_buf_append(b, r->base == MC_BIN_INCREMENT ? " MI v c" : " MD v c",
+				   7) == 0 &&
+		     (exp == MC_BIN_INCR_NO_CREATE ||
+		      (req_num(b, 'N', bin_wire_exptime(exp)) &&
+		       req_u64(b, 'J', get_be64(r->ext + 8)))) &&
+		     (h->cas == 0 || req_u64(b, 'C', h->cas));
+		break;
+	}
+	default: {
+		/* stores: the mode as bin_store_complete picks it */
+		uint32_t vlen = h->bodylen - h->keylen - h->extlen;
+		bool is_cas = h->cas != 0 && r->base != MC_BIN_APPEND &&
+			      r->base != MC_BIN_PREPEND;
+		char mode;
+		switch (r->base) {
+		case MC_BIN_ADD: mode = 'E'; f->bin_mode = CACHE_ADD; break;
+		case MC_BIN_REPLACE: mode = 'R'; f->bin_mode = CACHE_REPLACE; break;
+		case MC_BIN_APPEND: mode = 'A'; f->bin_mode = CACHE_APPEND; break;
+		case MC_BIN_PREPEND: mode = 'P'; f->bin_mode = CACHE_PREPEND; break;
+		default: mode = 'S'; f->bin_mode = CACHE_SET; break;
+		}
+		if (is_cas) {
+			mode = 'S';
+			f->bin_mode = CACHE_CAS;
+		}
+		char m[3] = { ' ', 'M', mode };
+		char tmp[16];
+		int n = snprintf(tmp, sizeof(tmp), " %u", vlen);
+		ok = mc_buf_append(b, tmp, (size_t)n) == 0;
+		if (ok && h->extlen == MC_BIN_STORE_EXTLEN)
+			ok = req_u64(b, 'F', get_be32(r->ext)) &&
+			     req_num(b, 'T', bin_wire_exptime(get_be32(r->ext + 4)));
+		ok = ok && mc_buf_append(b, m, sizeof(m)) == 0 &&
+		     (h->cas == 0 || req_u64(b, 'C', h->cas));
+		break;
+	}
+	}
+	return ok && mc_buf_append(b, "\r\n", 2) == 0;
+}
+
+/*
+ * Cluster: where a keyed request goes. -1 = run it here (*fresh: mark the
+ * key FRESH after a write; a store whose value goes to the owner has
+ * st->fwd_store set and runs its receiving part here); else BIN_CONTINUE or
+ * BIN_CLOSE (refused, or a forward that failed at once: the reply is
+ * written), BIN_WAIT (forwarded) or BIN_REDO (pulling).
+ */
+static __attribute__((noinline)) int bin_route(struct bin_req *r, bool *fresh)
+{
+	struct mc_bin_state *st = &r->s->bin;
+	const struct mc_bin_header *h = r->h;
+	size_t nkey = h->keylen;
+	uint64_t hash = cache_hash(r->key, nkey);
+	bool store = bin_is_store(r->base);
+	struct cluster_route cr;
+	enum cluster_op op = CLUSTER_OP_WRITE;
+
+	*fresh = false;
+	st->fwd_store = false;
+	st->fresh_after = false;
+	if (r->base == MC_BIN_GET || r->base == MC_BIN_GETK || r->base == MC_BIN_GAT ||
+	    r->base == MC_BIN_GATK || r->base == MC_BIN_TOUCH)
+		op = CLUSTER_OP_READ;
+	else if (r->base == MC_BIN_SET && h->cas == 0)
+		op = CLUSTER_OP_SET;
+
+	switch (mc_fwd_route(r->s, r->key, nkey, hash, op, &cr)) {
+	case MC_ROUTE_LOCAL:
+		*fresh = cr.moving_in && (op != CLUSTER_OP_READ || r->base == MC_BIN_TOUCH);
+		st->fresh_after = *fresh && store;
+		return -1;
+	case MC_ROUTE_REFUSED: {
+		int rc = bin_result(bin_error(r->out, h, MC_BIN_ETMPFAIL,
+						 "key is owned by another node"));
+		if (store)
+			bin_swallow(st, (uint64_t)h->bodylen - h->extlen - h->keylen);
+		return rc;
+	}
+	case MC_ROUTE_PULL:
+		return mc_fwd_pull(r->s, &cr, r->key, nkey, hash) ? BIN_REDO : -1;
+	default:
+		break;
+	}
+
+	struct mc_fwd *f = r->s->fwd;
+	f->kind = MC_FWD_BINARY;
+	f->bin = *h;
+	f->bin_base = r->base;
+	f->quiet = r->quiet;
+	f->nkey = (uint8_t)nkey;
+	memcpy(f->key, r->key, nkey);
+	if (!bin_build_request(r, f))
+		return BIN_CLOSE;
+	if (store) {
+		st->fwd_store = true;
+		return -1;
+	}
+	return mc_fwd_start(r->s, r->out) ? BIN_WAIT : BIN_CONTINUE;
 }
 
 /* ---- dispatch ------------------------------------------------------------ */
@@ -740,10 +985,27 @@ static int bin_request(struct mc_session *s, const char *in, size_t len,
 		.out = out,
 	};
 	st->phase = MC_BIN_PHASE_HEADER;
-	int rc = bin_dispatch(&r);
+	int rc;
+	if (__builtin_expect(s->w->cluster != NULL, 0) && bin_keyed(base)) {
+		bool fresh;
+		rc = bin_route(&r, &fresh);
+		if (rc == BIN_REDO) {
+			*used = 0;          /* runs again once the key is pulled */
+			return BIN_WAIT;
+		}
+		if (rc < 0) {
+			rc = bin_dispatch(&r);
+			/* stores mark it when they complete (fresh_after) */
+			if (fresh && !bin_is_store(base))
+				mc_fwd_mark_fresh(s, r.key, h->keylen,
+						  cache_hash(r.key, h->keylen));
+		}
+	} else {
+		rc = bin_dispatch(&r);
+	}
 	/* Whatever body the handler did not take (unknown opcodes, SASL,
 	 * surplus bytes after STAT/TOUCH/GAT) is dropped. */
-	if (rc == BIN_CONTINUE && st->phase == MC_BIN_PHASE_HEADER)
+	if ((rc == BIN_CONTINUE || rc == BIN_WAIT) && st->phase == MC_BIN_PHASE_HEADER)
 		bin_swallow(st, (uint64_t)h->bodylen - h->extlen - h->keylen);
 	return rc;
 }
@@ -772,8 +1034,13 @@ int mc_binary_feed(struct mc_session *s, const char *in, size_t len,
 			pos += bin_value_bytes(st, in + pos, len - pos);
 			if (st->left > 0)
 				break;                 /* wait for the rest */
-			if (bin_store_complete(s, out) == BIN_CLOSE) {
+			int c = bin_store_complete(s, out);
+			if (c == BIN_CLOSE) {
 				rc = MC_FEED_CLOSE;
+				break;
+			}
+			if (c == BIN_WAIT) {
+				rc = MC_FEED_WAIT;
 				break;
 			}
 			continue;
@@ -800,6 +1067,10 @@ int mc_binary_feed(struct mc_session *s, const char *in, size_t len,
 		pos += used;
 		if (r == BIN_CLOSE) {
 			rc = MC_FEED_CLOSE;
+			break;
+		}
+		if (r == BIN_WAIT) {
+			rc = MC_FEED_WAIT;
 			break;
 		}
 		if (used == 0)

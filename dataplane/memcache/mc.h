@@ -19,6 +19,10 @@
  *
  * Item pointers never outlive a call: values are copied into the output
  * buffer, so a transport may report a quiescent state between calls.
+ *
+ * Cluster (mc_worker_set_cluster): a request for a key another node owns is
+ * sent there and the session waits (MC_FEED_WAIT) until the answer comes
+ * back; see mc_session_set_waker.
  */
 #ifndef DPCACHE_MC_H
 #define DPCACHE_MC_H
@@ -113,6 +117,9 @@ void mc_session_destroy(struct mc_session **s);
 #define MC_FEED_MORE   0  /* consumed all it could; call again with more input */
 #define MC_FEED_PAUSE  1  /* output reached the high-water mark: drain, call again */
 #define MC_FEED_CLOSE  2  /* close after sending 'out' (quit, fatal protocol error) */
+#define MC_FEED_WAIT   3  /* a request is out at another node (cluster): send
+			     'out', and do not feed again until the session's
+			     waker has run */
 
 /*
  * Parses and executes as many complete requests as 'in' holds, appending
@@ -123,6 +130,33 @@ void mc_session_destroy(struct mc_session **s);
  */
 int mc_session_feed(struct mc_session *s, const char *in, size_t len,
 		    size_t *consumed, struct mc_buf *out);
+
+/* ---- cluster ------------------------------------------------------------ */
+
+struct cluster_worker;
+
+/*
+ * Makes the worker one node of a cluster: every keyed request is routed
+ * (replication/cluster.h) and may be forwarded to its owner or pull its key
+ * first. NULL (the default) = single node: nothing changes. Worker's
+ * thread, before its sessions are fed.
+ */
+void mc_worker_set_cluster(struct mc_worker *w, struct cluster_worker *cw);
+
+/*
+ * The transport's callback for a session whose feed returned MC_FEED_WAIT.
+ * When the forwarded request's answer arrives (inside fwd_poll(), on the
+ * worker's thread) the session stores the translated reply and calls
+ * wake(arg); the transport then calls mc_session_feed() again with its
+ * unconsumed input (possibly none), which first appends that reply to 'out'
+ * and then goes on parsing. Feeding a session that still waits returns
+ * MC_FEED_WAIT with nothing consumed. wake must not feed or destroy the
+ * session itself (it runs inside the forwarder); it should mark the session
+ * ready. mc_session_destroy() cancels a request still out (fwd_cancel), so
+ * the waker never runs for a destroyed session.
+ */
+void mc_session_set_waker(struct mc_session *s, void (*wake)(void *arg),
+			  void *arg);
 
 /* ---- UDP ---------------------------------------------------------------- */
 
@@ -147,5 +181,8 @@ unsigned mc_udp_handle(struct mc_worker *w, const char *dgram, size_t len,
  * an unknown group. Worker's thread. */
 int mc_stats_emit(struct mc_worker *w, const char *group, mc_stat_fn emit,
 		  void *emit_arg);
+/* The same from a thread that is no worker (the admin endpoint). */
+int mc_server_stats_emit(struct mc_server *s, const char *group,
+			 mc_stat_fn emit, void *emit_arg);
 
 #endif /* DPCACHE_MC_H */

@@ -82,6 +82,7 @@ enum mc_bin_status {
 	MC_BIN_UNKNOWN_COMMAND = 0x81,
 	MC_BIN_ENOMEM = 0x82,
 	MC_BIN_NOT_SUPPORTED = 0x83,  /* used only for requests refused over UDP */
+	MC_BIN_ETMPFAIL = 0x86,       /* cluster: forwarding to the owner failed */
 };
 
 /* A request header in host byte order. */
@@ -110,6 +111,8 @@ struct mc_bin_state {
 	uint64_t hash;              /* VALUE: hash of item's key */
 	uint32_t value_off;         /* VALUE: bytes already copied */
 	uint64_t left;              /* VALUE: bytes still due; SWALLOW: bytes to drop */
+	bool fwd_store;             /* cluster: the value goes to the owner (fwd->req_buf) */
+	bool fresh_after;           /* cluster: a moving-in key, mark it FRESH once stored */
 };
 
 /*

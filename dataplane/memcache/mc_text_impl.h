@@ -41,6 +41,9 @@ enum mc_line_rc {
 	MC_LINE_DONE = 0,    /* line consumed (a store may now be in DATA phase) */
 	MC_LINE_PAUSE,       /* multi-get paused; keep the line, call again */
 	MC_LINE_CLOSE,       /* close the connection after 'out' */
+	MC_LINE_WAIT,        /* cluster: a request is out; keep the line (a pull
+	                        runs it again, a multi-get resumes at get_resume) */
+	MC_LINE_WAIT_DONE,   /* cluster: a request is out; the line is done */
 };
 
 size_t mc_tokenize(const char *line, size_t len, struct mc_tok *tok,
@@ -137,6 +140,9 @@ int mc_text_store_begin(struct mc_session *s, const char *key, size_t nkey,
 /* meta.c: the reply of a finished ms ("HD ...", "NS ...") from the stash. */
 int mc_meta_store_reply(struct mc_session *s, enum cache_status st,
 			uint64_t cas, struct mc_buf *out);
+
+/* meta.c: base64 of n bytes at p (needs 4*((n+2)/3) bytes); returns the end. */
+char *mc_b64_encode(const char *in, size_t n, char *p);
 
 /* meta.c: runs one meta command line (mg ms md ma mn me). */
 int mc_meta_process(struct mc_session *s, struct mc_tok *tok, size_t ntok,

@@ -15,6 +15,10 @@
  * Known difference: memcached remembers per item that its key came in
  * base64 ('b') and re-encodes it on output; dpcache's item has no such bit,
  * so 'k' output follows the request's own 'b' flag.
+ *
+ * Cluster: mg ms md ma route on the (decoded) key once their flags parsed;
+ * one another node owns is sent there as the same command without its q
+ * flag (forward.c applies q to the answer). mn and me are always local.
  */
 #include <errno.h>
 #include <string.h>
@@ -78,7 +82,7 @@ static size_t b64_decode(const char *in, size_t n, char *out)
 }
 
 /* Encodes n bytes at p; needs 4*((n+2)/3) bytes. Returns the end. */
-static char *b64_encode(const char *in, size_t n, char *p)
+char *mc_b64_encode(const char *in, size_t n, char *p)
 {
 	size_t i;
 	for (i = 0; i + 3 <= n; i += 3) {
@@ -271,7 +275,7 @@ static char *put_key(char *p, const char *key, size_t nkey, bool binary)
 		memcpy(p, key, nkey);
 		return p + nkey;
 	}
-	p = b64_encode(key, nkey, p);
+	p = mc_b64_encode(key, nkey, p);
 	*p++ = ' ';
 	*p++ = 'b';
 	return p;
@@ -335,6 +339,57 @@ static int meta_head(const struct mc_tok *tok, size_t ntok, struct mc_buf *out,
 	return 0;
 }
 
+/* ---- cluster ------------------------------------------------------------- */
+
+/* meta_route's answer for an ms whose value must go to the owner. */
+#define META_FWD_STORE 100
+
+/*
+ * Cluster: where mg/ms/md/ma goes. -1 = run here (*fresh: a moving-in key,
+ * mark it FRESH after a write); META_FWD_STORE = ms for the owner (its line
+ * is in fwd->req_buf, the value follows); else the line result.
+ */
+static __attribute__((noinline)) int
+meta_route(struct mc_session *s, const struct mc_tok *tok, size_t ntok,
+	   size_t start, const struct meta_flags *of, char cmd,
+	   enum cluster_op op, bool *fresh, struct mc_buf *out)
+{
+	struct cluster_route r;
+	uint64_t hash = cache_hash(of->key, of->nkey);
+
+	*fresh = false;
+	switch (mc_fwd_route(s, of->key, of->nkey, hash, op, &r)) {
+	case MC_ROUTE_LOCAL:
+		*fresh = r.moving_in;
+		return -1;
+	case MC_ROUTE_REFUSED:
+		return out_err(out, MC_FWD_REFUSED_TEXT);
+	case MC_ROUTE_PULL:
+		return mc_fwd_pull(s, &r, of->key, of->nkey, hash) ? MC_LINE_WAIT : -1;
+	default:
+		break;
+	}
+
+	/* the same command, without q (one answer per forwarded request) */
+	struct mc_fwd *f = s->fwd;
+	struct mc_buf *b = &f->req_buf;
+	f->kind = MC_FWD_META;
+	f->meta_cmd = cmd;
+	f->quiet = of->no_reply;
+	for (size_t i = 0; i < ntok - 1; i++) {
+		if (i >= start && mc_tok_is(&tok[i], "q", 1))
+			continue;
+		if ((i > 0 && mc_buf_append(b, " ", 1) != 0) ||
+		    mc_buf_append(b, tok[i].p, tok[i].len) != 0)
+			return MC_LINE_CLOSE;
+	}
+	if (mc_buf_append(b, "\r\n", 2) != 0)
+		return MC_LINE_CLOSE;
+	if (cmd == 's')
+		return META_FWD_STORE;
+	return mc_fwd_start(s, out) ? MC_LINE_WAIT_DONE : MC_LINE_DONE;
+}
+
 /* ---- mg ------------------------------------------------------------------ */
 
 static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
@@ -350,6 +405,12 @@ static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		return rc;
 	if (meta_preparse(tok, ntok, 2, &of, &errstr) != 0)
 		return out_err(out, errstr);
+	if (__builtin_expect(w->cluster != NULL, 0)) {
+		bool fresh;
+		rc = meta_route(s, tok, ntok, 2, &of, 'g', CLUSTER_OP_READ, &fresh, out);
+		if (rc >= 0)
+			return rc;
+	}
 
 	uint64_t hash = cache_hash(of.key, of.nkey);
 	/* T is applied below, in flag order, so a 't' before it reports the
@@ -524,6 +585,48 @@ static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 
 /* ---- ms ------------------------------------------------------------------ */
 
+/*
+ * Cluster: an ms whose flags and mode are known. A migrate-role peer's add
+ * on a key written here during the migration answers NS without storing
+ * (the stream never overwrites a FRESH key). -1 = receive the value (here,
+ * or for the owner when st->fwd_store is set); else the line result.
+ */
+static __attribute__((noinline)) int
+meta_set_route(struct mc_session *s, const struct mc_tok *tok, size_t ntok,
+	       const struct meta_flags *of, enum cache_store_mode mode,
+	       size_t vlen, struct mc_buf *out)
+{
+	struct mc_text_state *st = &s->text;
+	bool fresh;
+
+	st->fwd_store = false;
+	st->fresh_after = false;
+	if (s->fwd != NULL && s->fwd->peer_role == MC_PEER_MIGRATE &&
+	    mode == CACHE_ADD &&
+	    cluster_is_fresh(s->w->cluster, cache_hash(of->key, of->nkey))) {
+		st->phase = MC_TEXT_SWALLOW;
+		st->left = vlen + 2;
+		return mc_meta_store_reply(s, CACHE_NOT_STORED, 0, out);
+	}
+	enum cluster_op op = mode == CACHE_SET && !of->set_stale ?
+				     CLUSTER_OP_SET : CLUSTER_OP_WRITE;
+	int rc = meta_route(s, tok, ntok, 3, of, 's', op, &fresh, out);
+	if (rc == META_FWD_STORE) {
+		st->fwd_store = true;
+		return -1;
+	}
+	if (rc < 0) {
+		st->fresh_after = fresh;
+		return -1;
+	}
+	if (rc != MC_LINE_WAIT) {
+		/* refused: the value is dropped (a pull keeps it for the rerun) */
+		st->phase = MC_TEXT_SWALLOW;
+		st->left = vlen + 2;
+	}
+	return rc;
+}
+
 static int meta_set(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		    struct mc_buf *out)
 {
@@ -600,6 +703,11 @@ static int meta_set(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	st->cas_compare = of.has_cas ? of.req_cas_id : 0;
 	st->invalidate = of.set_stale && mode == CACHE_CAS;
 	st->vivify = false;
+	if (__builtin_expect(s->w->cluster != NULL, 0)) {
+		int rc = meta_set_route(s, tok, ntok, &of, mode, (size_t)vlen, out);
+		if (rc >= 0)
+			return rc;
+	}
 	return mc_text_store_begin(s, of.key, of.nkey, of.client_flags,
 				   of.exptime, (size_t)vlen, out);
 error:
@@ -684,6 +792,12 @@ static int meta_delete(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		return rc;
 	if (meta_preparse(tok, ntok, 2, &of, &errstr) != 0)
 		return out_err(out, "CLIENT_ERROR invalid or duplicate flag");
+	bool fresh = false;
+	if (__builtin_expect(w->cluster != NULL, 0)) {
+		rc = meta_route(s, tok, ntok, 2, &of, 'd', CLUSTER_OP_WRITE, &fresh, out);
+		if (rc >= 0)
+			return rc;
+	}
 
 	char *p = mc_buf_reserve(out, META_LINE_MAX);
 	if (p == NULL)
@@ -701,6 +815,8 @@ static int meta_delete(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 				      of.new_ttl, of.exptime);
 	else
 		st = cache_delete(w->ct, of.key, of.nkey, hash, cas);
+	if (__builtin_expect(fresh, 0))
+		mc_fwd_mark_fresh(s, of.key, of.nkey, hash);
 
 	switch (st) {
 	case CACHE_OK:
@@ -741,6 +857,12 @@ static int meta_arith(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		return rc;
 	if (meta_preparse(tok, ntok, 2, &of, &errstr) != 0)
 		return out_err(out, "CLIENT_ERROR invalid or duplicate flag");
+	bool fresh = false;
+	if (__builtin_expect(w->cluster != NULL, 0)) {
+		rc = meta_route(s, tok, ntok, 2, &of, 'a', CLUSTER_OP_WRITE, &fresh, out);
+		if (rc >= 0)
+			return rc;
+	}
 
 	bool incr = true;
 	switch (of.mode) {
@@ -784,6 +906,8 @@ static int meta_arith(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	uint64_t cas = 0;
 	enum cache_status st = cache_arith(w->ct, of.key, of.nkey, hash, &args,
 					   &value, &cas);
+	if (__builtin_expect(fresh, 0))
+		mc_fwd_mark_fresh(s, of.key, of.nkey, hash);
 
 	char *p = mc_buf_reserve(out, META_LINE_MAX);
 	if (p == NULL)

@@ -122,6 +122,13 @@ void mc_worker_destroy(struct mc_worker **wp)
 	*wp = NULL;
 }
 
+void mc_worker_set_cluster(struct mc_worker *w, struct cluster_worker *cw)
+{
+	w->cluster = cw;
+	if (cw != NULL)
+		__atomic_store_n(&w->server->cluster, true, __ATOMIC_RELAXED);
+}
+
 struct cache_thread *mc_worker_cache_thread(struct mc_worker *w)
 {
 	return w->ct;

@@ -5,6 +5,10 @@
  * request magic, anything else is text (memcached does the same). The
  * session also keeps the bytes_read / bytes_written counters for both
  * protocols, so neither side has to.
+ *
+ * Cluster: while a forwarded request is out (s->fwd->waiting) the session
+ * takes no input; its answer, stored by the forwarder's callback, is the
+ * first thing the next feed writes, so replies stay in request order.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,7 +25,24 @@ struct mc_session *mc_session_create(struct mc_worker *w)
 		return NULL;
 	s->w = w;
 	s->proto = MC_PROTO_UNKNOWN;
+	if (w->cluster != NULL) {
+		s->fwd = mc_fwd_new();
+		if (s->fwd == NULL) {
+			free(s);
+			return NULL;
+		}
+	}
 	return s;
+}
+
+void mc_session_set_waker(struct mc_session *s, void (*wake)(void *arg),
+			  void *arg)
+{
+	s->wake = wake;
+	s->wake_arg = arg;
+	/* a session created before the worker joined the cluster */
+	if (s->fwd == NULL && s->w->cluster != NULL)
+		s->fwd = mc_fwd_new();
 }
 
 void mc_session_destroy(struct mc_session **sp)
@@ -29,6 +50,7 @@ void mc_session_destroy(struct mc_session **sp)
 	if (sp == NULL || *sp == NULL)
 		return;
 	struct mc_session *s = *sp;
+	mc_fwd_free(&s->fwd);    /* cancels a request still out */
 	if (s->proto == MC_PROTO_TEXT)
 		mc_text_reset(s);
 	else if (s->proto == MC_PROTO_BINARY)
@@ -44,6 +66,18 @@ int mc_session_feed(struct mc_session *s, const char *in, size_t len,
 	int rc;
 
 	*consumed = 0;
+	if (__builtin_expect(s->fwd != NULL, 0) && (s->fwd->waiting || s->fwd->ready)) {
+		struct mc_fwd *f = s->fwd;
+		if (f->waiting)
+			return MC_FEED_WAIT;
+		if (f->reply.len > 0 &&
+		    mc_buf_append(out, f->reply.data, f->reply.len) != 0)
+			return MC_FEED_CLOSE;
+		f->reply.len = 0;
+		f->ready = false;
+		MC_STAT_ADD(s->w, bytes_written, out->len - out_before);
+		out_before = out->len;
+	}
 	if (s->proto == MC_PROTO_UNKNOWN) {
 		if (len == 0)
 			return MC_FEED_MORE;

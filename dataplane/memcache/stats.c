@@ -116,6 +116,17 @@ static void emit_general(struct mc_worker *w, mc_stat_fn emit, void *arg)
 	/* dpcache's own */
 	emit_u64(emit, arg, "udp_dropped", ws.udp_dropped);
 	emit_u64(emit, arg, "protocol_errors", ws.protocol_errors);
+	if (__atomic_load_n(&srv->cluster, __ATOMIC_RELAXED)) {
+		/* cluster node: requests sent to their owner, by the client's
+		 * protocol, and pulls of moving-in keys */
+		emit_u64(emit, arg, "cmd_forward_text", ws.cmd_forward_text);
+		emit_u64(emit, arg, "cmd_forward_meta", ws.cmd_forward_meta);
+		emit_u64(emit, arg, "cmd_forward_binary", ws.cmd_forward_binary);
+		emit_u64(emit, arg, "forward_errors", ws.forward_errors);
+		emit_u64(emit, arg, "cmd_pull", ws.cmd_pull);
+		emit_u64(emit, arg, "pull_errors", ws.pull_errors);
+		emit_u64(emit, arg, "peer_hellos", ws.peer_hellos);
+	}
 	emit_u64(emit, arg, "sweeper_runs", cs.sweeper_runs);
 	emit_u64(emit, arg, "sweeper_reclaimed", cs.sweeper_reclaimed);
 	emit_u64(emit, arg, "hash_buckets", cs.table_buckets);
@@ -202,6 +213,18 @@ int mc_stats_emit(struct mc_worker *w, const char *group, mc_stat_fn emit,
 						emit, emit_arg);
 	}
 	return 0;
+}
+
+int mc_server_stats_emit(struct mc_server *s, const char *group,
+			 mc_stat_fn emit, void *emit_arg)
+{
+	/* The groups read only the server, the cache and the transport (all
+	 * any-thread), never the calling worker's own state. */
+	struct mc_worker w;
+
+	memset(&w, 0, sizeof(w));
+	w.server = s;
+	return mc_stats_emit(&w, group, emit, emit_arg);
 }
 
 /* ---- the text protocol's 'stats' command ---------------------------------- */

@@ -15,10 +15,22 @@
  * safe_strtoul/safe_strtol (64-bit parse, then truncated to 32 bits), a
  * rejected store swallows exactly <bytes>+2 bytes, and a value not followed
  * by "\r\n" gets "CLIENT_ERROR bad data chunk" after exactly <bytes>+2 bytes.
+ *
+ * Cluster (w->cluster set): every keyed command asks mc_fwd_route first,
+ * out of line so that a single node pays one predictable branch. A key
+ * another node owns is sent there as a meta request (forward.c) and the
+ * session waits: a forwarded get key leaves its line unconsumed with
+ * get_resume at the next key, like a high-water pause; a pull leaves the
+ * whole request unconsumed and it runs again once the key is installed. A
+ * forwarded store still receives its value into a local item (the same
+ * DATA phase); when the value is complete its bytes are copied into the
+ * meta request and the item is freed, so a forwarded value is held here
+ * until it has been handed to the forwarder.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,7 +181,83 @@ struct get_mode {
 	bool cas;
 	bool touch;
 	uint32_t exptime;
+	int32_t wire_exptime;   /* gat/gats: as the client sent it (forwarding) */
 };
+
+/* get_one's results besides MC_LINE_DONE / MC_LINE_CLOSE / MC_LINE_WAIT (a
+ * forwarded key: resume after it): */
+#define GET_PULL  (MC_LINE_WAIT_DONE + 1)   /* pulling: resume at this key */
+#define GET_ABORT (MC_LINE_WAIT_DONE + 2)   /* error written: end the line, no END */
+
+/* Appends the pieces of a meta request; false = no memory. */
+static bool req_add(struct mc_buf *b, const char *p, size_t n)
+{
+	return mc_buf_append(b, p, n) == 0;
+}
+#define REQ_LIT(b, lit) req_add((b), (lit), sizeof(lit) - 1)
+
+/* "<cmd> <key>[ b]" */
+static bool req_head(struct mc_buf *b, const char *cmd, const char *key,
+		     size_t nkey)
+{
+	bool b64;
+	return req_add(b, cmd, strlen(cmd)) &&
+	       mc_fwd_put_key(b, key, nkey, &b64) == 0 &&
+	       (!b64 || REQ_LIT(b, " b"));
+}
+
+/* " <flag><number>" ("<number>" alone when flag is 0) */
+static bool req_num(struct mc_buf *b, char flag, int64_t v)
+{
+	char tmp[32];
+	int n = flag != 0 ? snprintf(tmp, sizeof(tmp), " %c%lld", flag, (long long)v)
+			  : snprintf(tmp, sizeof(tmp), " %lld", (long long)v);
+	return req_add(b, tmp, (size_t)n);
+}
+
+static bool req_u64(struct mc_buf *b, char flag, uint64_t v)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), " %c%llu", flag, (unsigned long long)v);
+	return req_add(b, tmp, (size_t)n);
+}
+
+/*
+ * Cluster: where one key of a get goes. -1 = run it here; else get_one's
+ * result. Out of line: the single-node get path only tests w->cluster.
+ */
+static __attribute__((noinline)) int
+get_route(struct mc_session *s, const char *key, size_t nkey, uint64_t hash,
+	  const struct get_mode *m, struct mc_buf *out)
+{
+	struct cluster_route r;
+
+	switch (mc_fwd_route(s, key, nkey, hash, CLUSTER_OP_READ, &r)) {
+	case MC_ROUTE_LOCAL:
+		return -1;
+	case MC_ROUTE_REFUSED:
+		return MC_OUT_LIT(out, MC_FWD_REFUSED_TEXT) == 0 ? GET_ABORT : MC_LINE_CLOSE;
+	case MC_ROUTE_PULL:
+		return mc_fwd_pull(s, &r, key, nkey, hash) ? GET_PULL : -1;
+	default:
+		break;
+	}
+
+	struct mc_fwd *f = s->fwd;
+	f->kind = MC_FWD_TEXT_GET;
+	f->quiet = false;
+	f->cas = m->cas;
+	f->nkey = (uint8_t)nkey;
+	memcpy(f->key, key, nkey);
+	bool ok = req_head(&f->req_buf, "mg ", key, nkey) &&
+		  REQ_LIT(&f->req_buf, " v f") &&
+		  (!m->cas || REQ_LIT(&f->req_buf, " c")) &&
+		  (!m->touch || req_num(&f->req_buf, 'T', m->wire_exptime)) &&
+		  REQ_LIT(&f->req_buf, "\r\n");
+	if (!ok)
+		return MC_LINE_CLOSE;
+	return mc_fwd_start(s, out) ? MC_LINE_WAIT : GET_ABORT;
+}
 
 /* One key of get/gets/gat/gats. Returns MC_LINE_DONE or MC_LINE_CLOSE. */
 static int get_one(struct mc_session *s, const char *key, size_t nkey,
@@ -178,6 +266,11 @@ static int get_one(struct mc_session *s, const char *key, size_t nkey,
 	struct mc_worker *w = s->w;
 	struct cache_read_opts opts = { .touch = m->touch, .new_exptime = m->exptime };
 	uint64_t hash = cache_hash(key, nkey);
+	if (__builtin_expect(w->cluster != NULL, 0)) {
+		int g = get_route(s, key, nkey, hash, m, out);
+		if (g >= 0)
+			return g;
+	}
 	const struct cache_item *it = cache_get(w->ct, key, nkey, hash,
 						m->touch ? &opts : NULL, NULL);
 
@@ -246,6 +339,29 @@ struct key_span {
 	size_t len;
 };
 
+/*
+ * A key of a get did not run here (cluster): where the line goes on. The
+ * key spans [off, end) of the line.
+ */
+static __attribute__((noinline)) int
+get_stop(struct mc_session *s, const char *line, size_t len, size_t off,
+	 size_t end, int g)
+{
+	switch (g) {
+	case MC_LINE_WAIT:     /* resume after the key (len: only END is left) */
+		s->text.get_resume = skip_spaces(line, len, end);
+		return MC_LINE_WAIT;
+	case GET_PULL:         /* run the key again once it is pulled */
+		s->text.get_resume = off;
+		return MC_LINE_WAIT;
+	case GET_ABORT:
+		s->text.get_resume = 0;
+		return MC_LINE_DONE;
+	default:
+		return MC_LINE_CLOSE;
+	}
+}
+
 static int bad_key_reply(struct mc_buf *out)
 {
 	return mc_out_line(out, bad_format, sizeof(bad_format) - 1) == 0 ?
@@ -268,6 +384,12 @@ static int process_get(struct mc_session *s, const char *line, size_t len,
 	bool resumed = st->get_resume != 0;
 	size_t pos = skip_spaces(line, len, resumed ? st->get_resume : keys_at);
 
+	if (resumed && st->get_abort) {
+		/* a forwarded key failed: its error replaced the rest */
+		st->get_abort = false;
+		st->get_resume = 0;
+		return MC_LINE_DONE;
+	}
 	st->get_resume = 0;
 	while (pos < len && nks < GET_BATCH) {
 		size_t e = word_end(line, len, pos);
@@ -276,8 +398,9 @@ static int process_get(struct mc_session *s, const char *line, size_t len,
 		if (nks == 0 && e == len) {
 			/* One key (left), the common get: its reply and END,
 			 * as the batch below would write them, without it. */
-			if (get_one(s, line + pos, e - pos, m, out) != MC_LINE_DONE)
-				return MC_LINE_CLOSE;
+			int g = get_one(s, line + pos, e - pos, m, out);
+			if (g != MC_LINE_DONE)
+				return get_stop(s, line, len, pos, e, g);
 			return MC_OUT_LIT(out, "END") == 0 ? MC_LINE_DONE : MC_LINE_CLOSE;
 		}
 		ks[nks].off = pos;
@@ -295,8 +418,10 @@ static int process_get(struct mc_session *s, const char *line, size_t len,
 	}
 
 	for (size_t i = 0; i < nks; i++) {
-		if (get_one(s, line + ks[i].off, ks[i].len, m, out) != MC_LINE_DONE)
-			return MC_LINE_CLOSE;
+		int g = get_one(s, line + ks[i].off, ks[i].len, m, out);
+		if (g != MC_LINE_DONE)
+			return get_stop(s, line, len, ks[i].off,
+					ks[i].off + ks[i].len, g);
 		bool more = i + 1 < nks || pos < len;
 		if (more && mc_out_full(s, out)) {
 			st->get_resume = i + 1 < nks ? ks[i + 1].off : pos;
@@ -305,8 +430,9 @@ static int process_get(struct mc_session *s, const char *line, size_t len,
 	}
 	while (pos < len) {
 		size_t e = word_end(line, len, pos);
-		if (get_one(s, line + pos, e - pos, m, out) != MC_LINE_DONE)
-			return MC_LINE_CLOSE;
+		int g = get_one(s, line + pos, e - pos, m, out);
+		if (g != MC_LINE_DONE)
+			return get_stop(s, line, len, pos, e, g);
 		pos = skip_spaces(line, len, e);
 		if (pos < len && mc_out_full(s, out)) {
 			st->get_resume = pos;
@@ -357,6 +483,25 @@ int mc_text_store_begin(struct mc_session *s, const char *key, size_t nkey,
 	return reply(out, quiet, bad_format, sizeof(bad_format) - 1);
 }
 
+/* A forwarded store's value is complete: it goes to the owner in the meta
+ * request begun when its line was parsed; the local item is dropped. */
+static __attribute__((noinline)) int store_forward(struct mc_session *s,
+						    struct mc_buf *out)
+{
+	struct mc_text_state *st = &s->text;
+	struct mc_fwd *f = s->fwd;
+	struct cache_item *it = st->item;
+
+	st->item = NULL;
+	st->fwd_store = false;
+	bool ok = req_add(&f->req_buf, cache_item_value_const(it), it->nbytes) &&
+		  REQ_LIT(&f->req_buf, "\r\n");
+	cache_item_abort(s->w->ct, &it);
+	if (!ok)
+		return MC_LINE_CLOSE;
+	return mc_fwd_start(s, out) ? MC_LINE_WAIT_DONE : MC_LINE_DONE;
+}
+
 /* The value and its "\r\n" have all arrived: store and reply. */
 static int store_finish(struct mc_session *s, struct mc_buf *out)
 {
@@ -367,9 +512,12 @@ static int store_finish(struct mc_session *s, struct mc_buf *out)
 	st->phase = MC_TEXT_LINE;
 	MC_STAT_INC(w, cmd_set);
 	if (st->crlf[0] != '\r' || st->crlf[1] != '\n') {
+		st->fwd_store = false;
 		cache_item_abort(w->ct, &st->item);
 		return REPLY(out, noreply && !st->meta, "CLIENT_ERROR bad data chunk");
 	}
+	if (__builtin_expect(st->fwd_store, 0))
+		return store_forward(s, out);
 
 	struct cache_store_args args = {
 		.mode = (enum cache_store_mode)st->store_mode,
@@ -380,7 +528,19 @@ static int store_finish(struct mc_session *s, struct mc_buf *out)
 	uint64_t cas = 0;
 	struct cache_item *it = st->item;
 	st->item = NULL;
+	/* cluster: a moving-in key written here becomes FRESH (the item, and
+	 * so its key, belongs to the cache once stored) */
+	char fkey[CACHE_KEY_MAX];
+	size_t fnkey = 0;
+	if (__builtin_expect(st->fresh_after, 0)) {
+		fnkey = it->nkey;
+		memcpy(fkey, cache_item_key(it), fnkey);
+	}
 	enum cache_status rc = cache_store(w->ct, it, st->hash, &args, &cas);
+	if (__builtin_expect(st->fresh_after, 0)) {
+		st->fresh_after = false;
+		mc_fwd_mark_fresh(s, fkey, fnkey, st->hash);
+	}
 
 	if (args.mode == CACHE_CAS) {
 		if (rc == CACHE_OK)
@@ -416,6 +576,56 @@ static int store_finish(struct mc_session *s, struct mc_buf *out)
 	}
 }
 
+/*
+ * Cluster: where a classic store goes. -1 = receive the value (here, or
+ * for the owner when st->fwd_store is set); else the line result.
+ */
+static __attribute__((noinline)) int
+update_route(struct mc_session *s, const struct mc_tok *tok,
+	     enum cache_store_mode mode, uint32_t flags, int32_t exptime,
+	     int32_t vlen, uint64_t cas, bool noreply, struct mc_buf *out)
+{
+	static const char mode_char[] = {
+		[CACHE_SET] = 'S', [CACHE_ADD] = 'E', [CACHE_REPLACE] = 'R',
+		[CACHE_APPEND] = 'A', [CACHE_PREPEND] = 'P', [CACHE_CAS] = 'S',
+	};
+	struct mc_text_state *st = &s->text;
+	struct cluster_route r;
+	uint64_t hash = cache_hash(tok[1].p, tok[1].len);
+
+	st->fwd_store = false;
+	st->fresh_after = false;
+	switch (mc_fwd_route(s, tok[1].p, tok[1].len, hash,
+			     mode == CACHE_SET ? CLUSTER_OP_SET : CLUSTER_OP_WRITE, &r)) {
+	case MC_ROUTE_LOCAL:
+		st->fresh_after = r.moving_in;
+		return -1;
+	case MC_ROUTE_REFUSED:
+		st->phase = MC_TEXT_SWALLOW;
+		st->left = (size_t)vlen + 2;
+		return REPLY(out, noreply, MC_FWD_REFUSED_TEXT);
+	case MC_ROUTE_PULL:
+		return mc_fwd_pull(s, &r, tok[1].p, tok[1].len, hash) ? MC_LINE_WAIT : -1;
+	default:
+		break;
+	}
+
+	struct mc_fwd *f = s->fwd;
+	struct mc_buf *b = &f->req_buf;
+	char m[3] = { ' ', 'M', mode_char[mode] };
+	f->kind = MC_FWD_TEXT_STORE;
+	f->quiet = noreply;
+	bool ok = req_head(b, "ms ", tok[1].p, tok[1].len) &&
+		  req_num(b, 0, vlen) && req_num(b, 'F', flags) &&
+		  req_num(b, 'T', exptime) && req_add(b, m, sizeof(m)) &&
+		  (mode != CACHE_CAS || req_u64(b, 'C', cas)) &&
+		  REQ_LIT(b, "\r\n");
+	if (!ok)
+		return MC_LINE_CLOSE;
+	st->fwd_store = true;
+	return -1;
+}
+
 /* set/add/replace/append/prepend/cas <key> <flags> <exptime> <bytes> [<cas>] [noreply] */
 static int process_update(struct mc_session *s, struct mc_tok *tok,
 			  size_t ntok, enum cache_store_mode mode,
@@ -438,6 +648,12 @@ static int process_update(struct mc_session *s, struct mc_tok *tok,
 	if (vlen < 0 || vlen > INT_MAX - 2)
 		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
 
+	if (__builtin_expect(s->w->cluster != NULL, 0)) {
+		int rc = update_route(s, tok, mode, flags, exptime, vlen, cas,
+				      noreply, out);
+		if (rc >= 0)
+			return rc;
+	}
 	st->noreply = noreply;
 	st->meta = false;
 	st->store_mode = (uint8_t)mode;
@@ -450,6 +666,42 @@ static int process_update(struct mc_session *s, struct mc_tok *tok,
 }
 
 /* ---- other commands ----------------------------------------------------- */
+
+/*
+ * Cluster: where delete, touch, incr or decr goes. The meta request is
+ * '<cmd><key>[ b]<tail>'. -1 = run here (*fresh: mark the key FRESH
+ * after); else the line result.
+ */
+static __attribute__((noinline)) int
+simple_route(struct mc_session *s, const char *cmd, const struct mc_tok *key,
+	     uint64_t hash, enum mc_fwd_kind kind, const char *tail,
+	     bool noreply, bool *fresh, struct mc_buf *out)
+{
+	struct cluster_route r;
+	enum cluster_op op = kind == MC_FWD_TEXT_TOUCH ? CLUSTER_OP_READ :
+							 CLUSTER_OP_WRITE;
+
+	*fresh = false;
+	switch (mc_fwd_route(s, key->p, key->len, hash, op, &r)) {
+	case MC_ROUTE_LOCAL:
+		*fresh = r.moving_in;
+		return -1;
+	case MC_ROUTE_REFUSED:
+		return REPLY(out, noreply, MC_FWD_REFUSED_TEXT);
+	case MC_ROUTE_PULL:
+		return mc_fwd_pull(s, &r, key->p, key->len, hash) ? MC_LINE_WAIT : -1;
+	default:
+		break;
+	}
+	struct mc_fwd *f = s->fwd;
+	f->kind = (uint8_t)kind;
+	f->quiet = noreply;
+	if (!req_head(&f->req_buf, cmd, key->p, key->len) ||
+	    !req_add(&f->req_buf, tail, strlen(tail)) ||
+	    !REQ_LIT(&f->req_buf, "\r\n"))
+		return MC_LINE_CLOSE;
+	return mc_fwd_start(s, out) ? MC_LINE_WAIT_DONE : MC_LINE_DONE;
+}
 
 static int process_arith(struct mc_session *s, struct mc_tok *tok,
 			 size_t ntok, bool incr, struct mc_buf *out)
@@ -465,6 +717,18 @@ static int process_arith(struct mc_session *s, struct mc_tok *tok,
 		return REPLY(out, noreply, "CLIENT_ERROR invalid numeric delta argument");
 
 	uint64_t hash = cache_hash(tok[1].p, tok[1].len);
+	if (__builtin_expect(w->cluster != NULL, 0)) {
+		char tail[40];
+		bool fresh;
+		snprintf(tail, sizeof(tail), " D%llu M%c v",
+			 (unsigned long long)args.delta, incr ? 'I' : 'D');
+		int rc = simple_route(s, "ma ", &tok[1], hash, MC_FWD_TEXT_ARITH,
+				      tail, noreply, &fresh, out);
+		if (rc >= 0)
+			return rc;
+		if (fresh)
+			mc_fwd_mark_fresh(s, tok[1].p, tok[1].len, hash);
+	}
 	switch (cache_arith(w->ct, tok[1].p, tok[1].len, hash, &args, &value, NULL)) {
 	case CACHE_OK: {
 		char num[24];
@@ -502,6 +766,17 @@ static int process_touch(struct mc_session *s, struct mc_tok *tok,
 		return REPLY(out, noreply, "CLIENT_ERROR invalid exptime argument");
 
 	uint64_t hash = cache_hash(tok[1].p, tok[1].len);
+	if (__builtin_expect(w->cluster != NULL, 0)) {
+		char tail[24];
+		bool fresh;
+		snprintf(tail, sizeof(tail), " T%d", (int)exptime);
+		int rc = simple_route(s, "mg ", &tok[1], hash, MC_FWD_TEXT_TOUCH,
+				      tail, noreply, &fresh, out);
+		if (rc >= 0)
+			return rc;
+		if (fresh)
+			mc_fwd_mark_fresh(s, tok[1].p, tok[1].len, hash);
+	}
 	MC_STAT_INC(w, cmd_touch);
 	if (cache_touch(w->ct, tok[1].p, tok[1].len, hash,
 			cache_exptime_from_wire(exptime)) == CACHE_OK) {
@@ -532,6 +807,15 @@ static int process_delete(struct mc_session *s, struct mc_tok *tok,
 		return reply(out, noreply, bad_format, sizeof(bad_format) - 1);
 
 	uint64_t hash = cache_hash(tok[1].p, tok[1].len);
+	if (__builtin_expect(w->cluster != NULL, 0)) {
+		bool fresh;
+		int rc = simple_route(s, "md ", &tok[1], hash, MC_FWD_TEXT_DELETE,
+				      "", noreply, &fresh, out);
+		if (rc >= 0)
+			return rc;
+		if (fresh)
+			mc_fwd_mark_fresh(s, tok[1].p, tok[1].len, hash);
+	}
 	if (cache_delete(w->ct, tok[1].p, tok[1].len, hash, 0) == CACHE_OK) {
 		MC_STAT_INC(w, delete_hits);
 		return REPLY(out, noreply, "DELETED");
@@ -577,6 +861,32 @@ static int process_verbosity(struct mc_session *s, struct mc_tok *tok,
 	__atomic_store_n(&s->w->server->verbosity, level > 2 ? 2 : level,
 			 __ATOMIC_RELAXED);
 	return REPLY(out, noreply, "OK");
+}
+
+/*
+ * 'dpc_peer <node-id> <fwd|final|migrate>': the first line of a node-to-node
+ * connection (cluster only). Marks the session PEER: a 'fwd' request is
+ * passed on at most once more (when our map is newer than the sender's), a
+ * 'final' one runs here, a migrate-role session is not routed at all.
+ */
+static __attribute__((noinline)) int
+process_peer_hello(struct mc_session *s, struct mc_tok *tok, size_t ntok,
+		   struct mc_buf *out)
+{
+	struct mc_fwd *f = s->fwd;
+
+	if (f == NULL || ntok != 4 || tok[1].len == 0 || tok[1].len >= MAP_ID_MAX)
+		return reply(out, false, bad_format, sizeof(bad_format) - 1);
+	if (MC_TOK_IS(&tok[2], "fwd"))
+		f->peer_role = MC_PEER_FWD;
+	else if (MC_TOK_IS(&tok[2], "final"))
+		f->peer_role = MC_PEER_FINAL;
+	else if (MC_TOK_IS(&tok[2], "migrate"))
+		f->peer_role = MC_PEER_MIGRATE;
+	else
+		return reply(out, false, bad_format, sizeof(bad_format) - 1);
+	MC_STAT_INC(s->w, peer_hellos);
+	return REPLY(out, false, "HD");
 }
 
 static int process_shutdown(struct mc_session *s, struct mc_tok *tok,
@@ -633,7 +943,7 @@ static inline int process_line(struct mc_session *s, const char *line,
 	if (len >= 5 && line[0] == 'g' && line[1] == 'e' && line[2] == 't') {
 		size_t at = line[3] == ' ' ? 4 : (line[3] == 's' && line[4] == ' ') ? 5 : 0;
 		if (at != 0) {
-			struct get_mode gm = { at == 5, false, 0 };
+			struct get_mode gm = { at == 5, false, 0, 0 };
 			if (s->text.get_resume == 0 && skip_spaces(line, len, at) == len)
 				return REPLY(out, false, "ERROR");
 			return process_get(s, line, len, at, &gm, out);
@@ -648,7 +958,7 @@ process_command(struct mc_session *s, const char *line, size_t len,
 		struct mc_buf *out)
 {
 	struct mc_tok tok[MC_MAX_TOKENS];
-	struct get_mode gm = { false, false, 0 };
+	struct get_mode gm = { false, false, 0, 0 };
 	size_t ntok;
 
 	ntok = mc_tokenize(line, len, tok, MC_MAX_TOKENS);
@@ -669,6 +979,7 @@ process_command(struct mc_session *s, const char *line, size_t len,
 			if (!mc_parse_i32(&tok[1], &exptime))
 				return REPLY(out, false, "CLIENT_ERROR invalid exptime argument");
 			gm.exptime = cache_exptime_from_wire(exptime);
+			gm.wire_exptime = exptime;
 			return process_get(s, line, len, tok_after(line, &tok[1]), &gm, out);
 		} else {
 			return REPLY(out, false, "ERROR");
@@ -719,6 +1030,8 @@ process_command(struct mc_session *s, const char *line, size_t len,
 			WANT_TOKENS(ntok == 4 || ntok == 5);
 			return process_arith(s, tok, ntok, false, out);
 		}
+		if (s->w->cluster != NULL && MC_TOK_IS(cmd, "dpc_peer"))
+			return process_peer_hello(s, tok, ntok, out);
 		break;
 	case 't':
 		if (MC_TOK_IS(cmd, "touch")) {
@@ -817,9 +1130,16 @@ int mc_text_feed(struct mc_session *s, const char *in, size_t len,
 	while (pos < len) {
 		if (st->phase == MC_TEXT_DATA) {
 			pos += take_data(st, in + pos, len - pos);
-			if (st->left == 0 && store_finish(s, out) == MC_LINE_CLOSE) {
-				rc = MC_FEED_CLOSE;
-				break;
+			if (st->left == 0) {
+				int frc = store_finish(s, out);
+				if (frc == MC_LINE_CLOSE) {
+					rc = MC_FEED_CLOSE;
+					break;
+				}
+				if (frc == MC_LINE_WAIT_DONE) {
+					rc = MC_FEED_WAIT;
+					break;
+				}
 			}
 			continue;
 		}
@@ -853,15 +1173,21 @@ int mc_text_feed(struct mc_session *s, const char *in, size_t len,
 			llen--;
 
 		int lrc = process_line(s, line, llen, out);
-		if (lrc == MC_LINE_PAUSE) {
-			rc = MC_FEED_PAUSE;
+		if (__builtin_expect(lrc != MC_LINE_DONE, 0)) {
+			/* PAUSE and WAIT keep the line; CLOSE, WAIT_DONE end it */
+			if (lrc == MC_LINE_PAUSE) {
+				rc = MC_FEED_PAUSE;
+				break;
+			}
+			if (lrc == MC_LINE_WAIT) {
+				rc = MC_FEED_WAIT;
+				break;
+			}
+			pos += full;
+			rc = lrc == MC_LINE_CLOSE ? MC_FEED_CLOSE : MC_FEED_WAIT;
 			break;
 		}
 		pos += full;
-		if (lrc == MC_LINE_CLOSE) {
-			rc = MC_FEED_CLOSE;
-			break;
-		}
 	}
 	*consumed = pos;
 	return rc;
@@ -889,6 +1215,8 @@ static inline void run_session_init(struct mc_session *s, struct mc_worker *w)
 {
 	s->w = w;
 	s->proto = MC_PROTO_TEXT;
+	s->fwd = NULL;          /* a datagram cannot wait: never forwarded */
+	s->wake = NULL;
 	memset(&s->text, 0, offsetof(struct mc_text_state, stash_len));
 	s->text.no_pause = true;
 }

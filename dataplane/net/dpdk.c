@@ -1047,6 +1047,11 @@ void dp_dpdk_describe(const struct dp_dpdk *d, char *buf, size_t len)
 		 d->nworkers);
 }
 
+void dp_dpdk_set_cluster(struct dp_dpdk *d, struct cluster *c)
+{
+	d->shared.cluster = c;
+}
+
 int dp_dpdk_start(struct dp_dpdk *d, struct mc_server *s)
 {
 	int err = 0;

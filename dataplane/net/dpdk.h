@@ -46,6 +46,7 @@ struct dp_dpdk_config {
 	int verbosity;              /* -v count */
 };
 
+struct cluster;
 struct dp_dpdk;
 
 /*
@@ -71,6 +72,10 @@ void dp_dpdk_describe(const struct dp_dpdk *d, char *buf, size_t len);
  * thread, once.
  */
 int dp_dpdk_start(struct dp_dpdk *d, struct mc_server *s);
+
+/* A cluster node (--cluster): before dp_dpdk_start, the routing state every
+ * polling lcore makes its cluster_worker from. */
+void dp_dpdk_set_cluster(struct dp_dpdk *d, struct cluster *c);
 
 /* Sets the stop flag and waits for every lcore; each frees its sessions and
  * mc_worker before it returns. Main thread; idempotent. */
@@ -105,6 +110,9 @@ struct dp_serve_shared {
 	 * what the lcores only read. */
 	uint64_t nconns __attribute__((aligned(64)));
 	int verbosity;
+	/* A cluster node: each lcore makes its cluster_worker (routing,
+	 * forwarder). NULL = single node. */
+	struct cluster *cluster;
 };
 
 #define DP_SERVE_COUNTERS(X)                                                  \

@@ -34,6 +34,12 @@
  * still pending) goes on the ready list, served again by dp_serve_poll()
  * in the same polling iteration, after the others.
  *
+ * Cluster. A request for a key another node owns goes out on this lcore's
+ * forwarder (kernel sockets, replication/forward.h); its session waits
+ * (MC_FEED_WAIT) and is not fed until the answer wakes it. dp_serve_poll
+ * polls the forwarder, with one epoll_wait(0), only while it has requests
+ * out.
+ *
  * -c is enforced across all lcores with one relaxed atomic counter; a
  * connection over the limit gets memcached's "ERROR Too many open
  * connections" and an orderly close, like the kernel backend. A session
@@ -47,8 +53,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "cache/cache.h"
 #include "dataplane/net/stack.h"
+#include "replication/cluster.h"
 #include "dataplane/net/tcp.h"
 
 /* A text multi-get line must arrive whole; the text side bounds it at
@@ -70,6 +79,7 @@ struct dp_conn {
 	bool closing;                 /* tcp_close once 'out' is sent */
 	bool close_sent;              /* tcp_close done; waiting for closed() */
 	bool in_ready;
+	bool waiting;                 /* a request is out at another node */
 	bool dead;                    /* closed() during dp_serve_poll: freed there */
 	struct dp_conn *ready_next;
 	struct dp_conn *prev, *next;  /* sv->conns */
@@ -84,6 +94,9 @@ struct dp_serve {
 	struct dp_conn *ready;
 	bool in_poll;                 /* dp_serve_poll is walking a batch */
 	struct mc_buf udp_out;
+	struct cluster_worker *cw;    /* cluster node, else NULL */
+	struct fwd *fwd;              /* cw's forwarders */
+	struct fwd *fwd_final;
 };
 
 /* Single writer (this lcore); other lcores read for stats. */
@@ -243,12 +256,28 @@ static int conn_feed(struct dp_serve *sv, struct dp_conn *c,
 			return 0;
 		}
 		return 0;
+	case MC_FEED_WAIT:
+		/* Another node has the request; conn_wake() resumes. */
+		c->waiting = true;
+		c->need_feed = false;
+		return 0;
 	case MC_FEED_CLOSE:
 	default:
 		c->need_feed = false;
 		c->closing = true;
 		return 0;
 	}
+}
+
+/* The session's waker, from fwd_poll() on this lcore: the answer of a
+ * forwarded request is in. */
+static void conn_wake(void *arg)
+{
+	struct dp_conn *c = arg;
+
+	c->waiting = false;
+	c->need_feed = true;
+	ready_add(c->sv, c);
 }
 
 /*
@@ -274,6 +303,8 @@ static void conn_service(struct dp_serve *sv, struct dp_conn *c)
 			conn_release(sv, c);
 			return;
 		}
+		if (c->waiting)
+			return;
 		avail = tcp_recv_peek(c->tc, &data);
 		if (avail == 0 && !c->need_feed) {
 			/* RFC 9293 3.6: the peer's FIN with every byte
@@ -324,6 +355,7 @@ static void *serve_accepted(void *arg, struct tcp_conn *tc)
 			__atomic_fetch_sub(&sh->nconns, 1, __ATOMIC_RELAXED);
 			goto fail;
 		}
+		mc_session_set_waker(c->sess, conn_wake, c);
 		mc_server_conn_opened(sh->server);
 		CTR_INC(sv, conns_opened);
 	}
@@ -444,6 +476,18 @@ struct dp_serve *dp_serve_create(struct dp_serve_shared *sh,
 		free(sv);
 		return NULL;
 	}
+	if (sh->cluster != NULL) {
+		sv->cw = cluster_worker_create(sh->cluster,
+					       mc_worker_cache_thread(sv->mw));
+		if (sv->cw == NULL) {
+			mc_worker_destroy(&sv->mw);
+			free(sv);
+			return NULL;
+		}
+		sv->fwd = cluster_worker_fwd(sv->cw);
+		sv->fwd_final = cluster_worker_fwd_final(sv->cw);
+		mc_worker_set_cluster(sv->mw, sv->cw);
+	}
 	return sv;
 }
 
@@ -465,6 +509,19 @@ void dp_serve_poll(struct dp_serve *sv)
 	 * list, for the next iteration. A batch member closed meanwhile (should
 	 * a tcp_* call report a close at once) is only marked dead by
 	 * serve_closed() and freed here. */
+	if (sv->fwd != NULL &&
+	    (fwd_busy(sv->fwd) || fwd_busy(sv->fwd_final))) {
+		/* Answers wake their sessions onto the ready list. */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000u +
+			       (uint64_t)ts.tv_nsec / 1000000u;
+		if (fwd_busy(sv->fwd))
+			fwd_poll(sv->fwd, now);
+		if (fwd_busy(sv->fwd_final))
+			fwd_poll(sv->fwd_final, now);
+		batch = sv->ready;
+	}
 	sv->ready = NULL;
 	sv->in_poll = true;
 	while ((c = batch) != NULL) {
@@ -481,7 +538,9 @@ void dp_serve_poll(struct dp_serve *sv)
 
 bool dp_serve_busy(const struct dp_serve *sv)
 {
-	return sv->ready != NULL;
+	return sv->ready != NULL ||
+	       (sv->fwd != NULL &&
+		(fwd_busy(sv->fwd) || fwd_busy(sv->fwd_final)));
 }
 
 void dp_serve_abort_all(struct dp_serve *sv)
@@ -512,6 +571,11 @@ void dp_serve_destroy(struct dp_serve **svp)
 	}
 	sv->ready = NULL;
 	mc_buf_deinit(&sv->udp_out);
+	if (sv->mw != NULL)
+		mc_worker_set_cluster(sv->mw, NULL);
+	sv->fwd = NULL;
+	sv->fwd_final = NULL;
+	cluster_worker_destroy(&sv->cw);
 	mc_worker_destroy(&sv->mw);
 	free(sv);
 	*svp = NULL;

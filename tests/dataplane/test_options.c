@@ -425,9 +425,89 @@ static void test_dpdk_usage(void **state)
 			      "(default: kernel)\0(default: 200)\0-- EAL_ARGS\0");
 }
 
+/* --cluster and its companions. */
+static void test_cluster_flags(void **state)
+{
+	struct dp_settings s;
+
+	parse_ok(&s, NULL);
+	assert_string_equal(s.cluster, "");
+	assert_int_equal(s.weight, 1);
+	assert_int_equal(s.zk_session_ms, 6000);
+	assert_int_equal(s.grace_ms, 5000);
+	assert_int_equal(s.migrate_rate_mb, 64);
+	assert_int_equal(s.fwd_timeout_ms, 1000);
+
+	parse_ok(&s, "-p", "21001", "--cluster=127.0.0.1:2181,10.0.0.2:2182/dpc/a",
+		 "--node-id=n1.a-b_c", "--advertise=198.18.0.5:21001",
+		 "--weight=3", "--standby", "--admin=127.0.0.1:9100",
+		 "--zk-session-ms=1500", "--grace-ms=0", "--migrate-rate=8",
+		 "--forward-timeout-ms=250", NULL);
+	assert_string_equal(s.zk_hosts, "127.0.0.1:2181,10.0.0.2:2182");
+	assert_string_equal(s.zk_root, "/dpc/a");
+	assert_string_equal(s.node_id, "n1.a-b_c");
+	assert_string_equal(s.advertise, "198.18.0.5:21001");
+	assert_int_equal(s.weight, 3);
+	assert_true(s.standby);
+	assert_string_equal(s.admin, "127.0.0.1:9100");
+	assert_int_equal(s.zk_session_ms, 1500);
+	assert_int_equal(s.grace_ms, 0);
+	assert_int_equal(s.migrate_rate_mb, 8);
+	assert_int_equal(s.fwd_timeout_ms, 250);
+
+	/* --advertise defaults to -l:-p when -l is one address. */
+	parse_ok(&s, "-l", "127.0.0.1", "-p", "21002", "--cluster=h:1/r",
+		 "--node-id=x", NULL);
+	assert_string_equal(s.advertise, "127.0.0.1:21002");
+	/* --admin alone works for a single node. */
+	parse_ok(&s, "--admin=[::1]:9100", NULL);
+	assert_string_equal(s.admin, "[::1]:9100");
+}
+
+static void test_cluster_bad(void **state)
+{
+	parse_bad("--node-id needs --cluster", "--node-id=a", NULL);
+	parse_bad("--advertise needs --cluster", "--advertise=1.2.3.4:5", NULL);
+	parse_bad("--standby needs --cluster", "--standby", NULL);
+	parse_bad("for --cluster", "--cluster=127.0.0.1:2181", "--node-id=a", NULL);
+	parse_bad("for --cluster", "--cluster=127.0.0.1:2181/", "--node-id=a", NULL);
+	parse_bad("for --cluster", "--cluster=/dpc", "--node-id=a", NULL);
+	parse_bad("ZooKeeper server 'h'", "--cluster=h/r", "--node-id=a", NULL);
+	parse_bad("ZooKeeper server 'h:0'", "--cluster=h:0/r", "--node-id=a", NULL);
+	parse_bad("needs --node-id", "--cluster=h:1/r", NULL);
+	parse_bad("for --node-id", "--cluster=h:1/r", "--node-id=a b", NULL);
+	parse_bad("for --node-id", "--cluster=h:1/r",
+		  "--node-id=0123456789012345678901234567890123456789012345678901234567890123",
+		  NULL);
+	parse_bad("needs --advertise", "-l", "0.0.0.0", "--cluster=h:1/r",
+		  "--node-id=a", NULL);
+	parse_bad("needs --advertise", "-l", "localhost", "--cluster=h:1/r",
+		  "--node-id=a", NULL);
+	parse_bad("for --advertise", "--cluster=h:1/r", "--node-id=a",
+		  "--advertise=host.example:11211", NULL);
+	parse_bad("for --advertise", "--cluster=h:1/r", "--node-id=a",
+		  "--advertise=1.2.3.4", NULL);
+	parse_bad("needs a TCP port", "-p", "0", "-U", "11211",
+		  "--cluster=h:1/r", "--node-id=a", NULL);
+	parse_bad("for --weight", "--weight=0", NULL);
+	parse_bad("for --weight", "--weight=1001", NULL);
+	parse_bad("for --admin", "--admin=9100", NULL);
+	parse_bad("for --zk-session-ms", "--zk-session-ms=10", NULL);
+}
+
+static void test_cluster_usage(void **state)
+{
+	assert_usage_mentions("--cluster=<host:port,...>/<root>\0--node-id=<id>\0"
+			      "--advertise=<addr:port>\0--weight\0--standby\0"
+			      "--admin=<addr:port>\0--grace-ms\0--migrate-rate\0");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_cluster_flags),
+		cmocka_unit_test(test_cluster_bad),
+		cmocka_unit_test(test_cluster_usage),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_short_flags),
 		cmocka_unit_test(test_long_flags),
