@@ -11,18 +11,25 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "control/agent.h"
 #include "replication/migrate.h"
+#include "replication/ring.h"
 
 struct node {
 	struct node_config cfg;
 	struct cluster *cluster;
 	struct migrator *migrator;
-	struct agent *agent;          /* set once by node_start; read by callbacks */
+	/* Set by node_start, taken by node_stop; progress reports (migrator
+	 * thread) use it under 'lock', so node_stop never frees it under
+	 * them. */
+	struct agent *agent;
+	pthread_mutex_t lock;
+	uint64_t purged;              /* atomic: stale copies purge_incoming deleted */
 };
 
 struct node *node_create(const struct node_config *cfg, char *err,
@@ -34,6 +41,7 @@ struct node *node_create(const struct node_config *cfg, char *err,
 		return NULL;
 	}
 	n->cfg = *cfg;
+	pthread_mutex_init(&n->lock, NULL);
 	struct cluster_config cc = {
 		.cache = cfg->cache,
 		.self_id = cfg->node_id,
@@ -44,6 +52,7 @@ struct node *node_create(const struct node_config *cfg, char *err,
 	if (n->cluster == NULL) {
 		snprintf(err, errlen, "cannot set up the cluster state: %s",
 			 strerror(errno ? errno : ENOMEM));
+		pthread_mutex_destroy(&n->lock);
 		free(n);
 		return NULL;
 	}
@@ -55,11 +64,91 @@ struct cluster *node_cluster(struct node *n)
 	return n->cluster;
 }
 
+/* Keys of local items that will move in to this node (purge_incoming). */
+struct incoming {
+	const struct shard_map *map;
+	const char *self;
+	char *keys;              /* nkey (1 byte) + key, back to back */
+	size_t len, cap;
+	bool nomem;
+};
+
+static void collect_incoming(void *arg, const struct cache_item *it)
+{
+	struct incoming *in = arg;
+	const char *key = cache_item_key(it);
+	uint32_t rh = ring_hash(key, it->nkey);
+	const struct map_node *owner = map_owner(in->map, rh);
+	const struct map_node *prev = map_prev_owner(in->map, rh);
+
+	if (owner == NULL || prev == NULL || strcmp(owner->id, in->self) != 0 ||
+	    strcmp(prev->id, in->self) == 0)
+		return;
+	if (in->len + 1 + it->nkey > in->cap) {
+		size_t cap = in->cap ? in->cap * 2 : 64 * 1024;
+		char *k = realloc(in->keys, cap);
+		if (k == NULL) {
+			in->nomem = true;
+			return;
+		}
+		in->keys = k;
+		in->cap = cap;
+	}
+	in->keys[in->len++] = (char)it->nkey;
+	memcpy(in->keys + in->len, key, it->nkey);
+	in->len += it->nkey;
+}
+
+/*
+ * A PREPARE map: before this node says it applied it (which lets the leader
+ * route keys here), delete every local copy of a key that will move in. Such
+ * a copy can only be left from an earlier time this node owned the key (a
+ * removal, a weight change back and forth, a clean-up cut short by the next
+ * map): the owner since then may have newer data, and the pull and the
+ * stream install nothing over a copy that is present. Runs on the agent
+ * thread, attached to the cache only meanwhile (cluster_set_map must not run
+ * on an RCU reader).
+ */
+static void purge_incoming(struct node *n, const struct shard_map *map)
+{
+	struct incoming in = { .map = map, .self = n->cfg.node_id };
+	struct cache_thread *t = cache_thread_attach(n->cfg.cache);
+	uint64_t purged = 0;
+
+	if (t == NULL) {
+		fprintf(stderr, "dpcached: node: cannot attach to the cache to "
+			"purge stale copies before migration %llu\n",
+			(unsigned long long)map->migration);
+		return;
+	}
+	cache_for_each(t, collect_incoming, &in);
+	cache_thread_quiescent(t);
+	for (size_t off = 0; off < in.len;) {
+		size_t nkey = (unsigned char)in.keys[off++];
+		const char *key = in.keys + off;
+		off += nkey;
+		if (cache_delete(t, key, nkey, cache_hash(key, nkey), 0) ==
+		    CACHE_OK)
+			purged++;
+		if (purged % 1024 == 0)
+			cache_thread_quiescent(t);
+	}
+	cache_thread_detach(&t);
+	free(in.keys);
+	__atomic_fetch_add(&n->purged, purged, __ATOMIC_RELAXED);
+	if (in.nomem)
+		fprintf(stderr, "dpcached: node: out of memory listing stale "
+			"copies before migration %llu; some stay\n",
+			(unsigned long long)map->migration);
+}
+
 /* Agent thread: a new map version. */
 static void on_map(void *arg, struct shard_map *map)
 {
 	struct node *n = arg;
 
+	if (map->phase == MAP_PHASE_PREPARE)
+		purge_incoming(n, map);
 	migrator_apply(n->migrator, map);          /* takes its own reference */
 	cluster_set_map(n->cluster, map);          /* takes ours */
 }
@@ -68,10 +157,12 @@ static void on_map(void *arg, struct shard_map *map)
 static void on_progress(void *arg, const struct migrate_progress *p)
 {
 	struct node *n = arg;
-	struct agent *a = __atomic_load_n(&n->agent, __ATOMIC_ACQUIRE);
 
-	if (a != NULL)
-		agent_report_progress(a, p);
+	/* agent_report_progress only stores and signals: short under lock. */
+	pthread_mutex_lock(&n->lock);
+	if (n->agent != NULL)
+		agent_report_progress(n->agent, p);
+	pthread_mutex_unlock(&n->lock);
 }
 
 int node_start(struct node *n, char *err, size_t errlen)
@@ -106,7 +197,9 @@ int node_start(struct node *n, char *err, size_t errlen)
 	struct agent *a = agent_start(&ac, err, errlen);
 	if (a == NULL)
 		return -1;
-	__atomic_store_n(&n->agent, a, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&n->lock);
+	n->agent = a;
+	pthread_mutex_unlock(&n->lock);
 	return 0;
 }
 
@@ -116,7 +209,10 @@ void node_stop(struct node *n)
 		return;
 	/* The agent first: no new map reaches the migrator after this, and the
 	 * node leaves ZooKeeper cleanly (its ephemeral znodes go at once). */
-	struct agent *a = __atomic_exchange_n(&n->agent, NULL, __ATOMIC_ACQ_REL);
+	pthread_mutex_lock(&n->lock);
+	struct agent *a = n->agent;
+	n->agent = NULL;
+	pthread_mutex_unlock(&n->lock);
 	agent_stop(&a);
 	migrator_destroy(&n->migrator);
 }
@@ -129,6 +225,7 @@ void node_destroy(struct node **np)
 	*np = NULL;
 	node_stop(n);
 	cluster_destroy(&n->cluster);
+	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
 
@@ -145,13 +242,15 @@ void node_stats(struct node *n, cluster_stat_fn emit, void *arg)
 {
 	cluster_stats(n->cluster, emit, arg);
 
-	struct agent *a = __atomic_load_n(&n->agent, __ATOMIC_ACQUIRE);
 	struct agent_status as;
 	memset(&as, 0, sizeof(as));
-	if (a != NULL)
-		agent_get_status(a, &as);
+	/* agent_get_status copies a snapshot under the agent's own lock. */
+	pthread_mutex_lock(&n->lock);
+	if (n->agent != NULL)
+		agent_get_status(n->agent, &as);
 	else
 		snprintf(as.zk_state, sizeof(as.zk_state), "stopped");
+	pthread_mutex_unlock(&n->lock);
 	emit(arg, "zk_state", as.zk_state);
 	emit_u64(emit, arg, "zk_connected", as.connected);
 	emit_u64(emit, arg, "leader", as.leader);
@@ -173,4 +272,6 @@ void node_stats(struct node *n, cluster_stat_fn emit, void *arg)
 	emit_u64(emit, arg, "migrate_done", p.done);
 	emit_u64(emit, arg, "dropped_after_migration",
 		 n->migrator != NULL ? migrator_dropped(n->migrator) : 0);
+	emit_u64(emit, arg, "purged_before_migration",
+		 __atomic_load_n(&n->purged, __ATOMIC_RELAXED));
 }

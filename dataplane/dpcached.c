@@ -276,11 +276,11 @@ static int extras_start(struct extras *x, const struct dp_settings *set)
 	return 0;
 }
 
-/* Before the data plane stops: nothing scrapes or leads any more. */
+/* Before the data plane stops: nothing scrapes any more. The node stops
+ * after it (node_destroy), since serving threads read its stats. */
 static void extras_stop(struct extras *x)
 {
 	metrics_stop(&x->metrics);
-	node_stop(x->node);
 }
 
 #ifdef DPCACHE_HAVE_DPDK

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <urcu-qsbr.h>
 
 #include "replication/ring.h"
@@ -55,12 +56,19 @@ struct cluster {
 	char self_id[MAP_ID_MAX];
 	char self_addr[MAP_ADDR_MAX];
 	struct shard_map *map;            /* RCU; immutable once published */
+	/* FRESH marks of every migration, keyed by fresh_key(): a mark of one
+	 * migration never matches in another, so the set only needs emptying
+	 * (to free it) once the cluster is stable. */
 	struct tomb_set *fresh;
-	uint64_t fresh_migration;         /* the migration 'fresh' belongs to */
+	bool fresh_dirty;                 /* marks may exist; set_map's only */
+	pthread_mutex_t set_lock;         /* one set_map at a time; held across
+	                                     a grace period, so never by readers */
+	pthread_mutex_t map_lock;         /* c->map's reference for
+	                                     cluster_get_map; held briefly */
 	struct fwd_config fwd_cfg, fwd_final_cfg;
 	char hello[MAP_ID_MAX + 32];
 	char hello_final[MAP_ID_MAX + 32];
-	pthread_mutex_t lock;             /* workers[], set_map writers */
+	pthread_mutex_t lock;             /* workers[] */
 	struct cluster_worker *workers[CLUSTER_MAX_WORKERS];
 	unsigned nworkers;
 };
@@ -89,6 +97,12 @@ struct cluster *cluster_create(const struct cluster_config *cfg)
 	c->fwd_cfg.timeout_ms = cfg->fwd_timeout_ms;
 	c->fwd_cfg.max_pending = cfg->fwd_max_pending;
 	c->fwd_final_cfg = c->fwd_cfg;
+	/* A second hop or a pull runs inside a first hop that another node
+	 * waits for: give it less time, so a hung third node fails the one
+	 * request instead of timing out (and resetting) the first hop's whole
+	 * link. */
+	c->fwd_final_cfg.timeout_ms = (cfg->fwd_timeout_ms ? cfg->fwd_timeout_ms
+							   : 1000) / 2;
 	snprintf(c->hello_final, sizeof(c->hello_final),
 		 "dpc_peer %s final\r\n", c->self_id);
 	c->fwd_final_cfg.hello = c->hello_final;
@@ -98,6 +112,8 @@ struct cluster *cluster_create(const struct cluster_config *cfg)
 		return NULL;
 	}
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->set_lock, NULL);
+	pthread_mutex_init(&c->map_lock, NULL);
 	return c;
 }
 
@@ -110,6 +126,8 @@ void cluster_destroy(struct cluster **cp)
 	map_unref(c->map);
 	tomb_destroy(&c->fresh);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->set_lock);
+	pthread_mutex_destroy(&c->map_lock);
 	free(c);
 }
 
@@ -120,33 +138,44 @@ const char *cluster_self_id(const struct cluster *c)
 
 void cluster_set_map(struct cluster *c, struct shard_map *m)
 {
-	pthread_mutex_lock(&c->lock);
-	struct shard_map *old = rcu_xchg_pointer(&c->map, m);
-	/* Every serving thread that could still read 'old' (or could be about
-	 * to mark a key FRESH under it) passes a quiescent state first. The
-	 * caller is the agent thread, not an RCU reader. */
+	pthread_mutex_lock(&c->set_lock);
+	pthread_mutex_lock(&c->map_lock);
+	struct shard_map *old = c->map;
+	rcu_assign_pointer(c->map, m);
+	pthread_mutex_unlock(&c->map_lock);
+	/* Every serving thread that could still read 'old' passes a quiescent
+	 * state first. The caller is the agent thread, not an RCU reader, and
+	 * no lock a reader takes is held here: a serving thread blocked on one
+	 * would never reach its quiescent state. */
 	synchronize_rcu();
-	uint64_t mig = m != NULL ? m->migration : 0;
-	if (mig != c->fresh_migration) {
-		/* FRESH belongs to one migration: a stable map ends it, a new
-		 * migration starts an empty one. */
+	if (m != NULL && m->migration != 0) {
+		c->fresh_dirty = true;
+	} else if (c->fresh_dirty) {
+		/* Stable, and no reader routes with a migration map any more:
+		 * nobody marks or reads FRESH until the next migration. */
 		tomb_clear(c->fresh);
-		c->fresh_migration = mig;
+		c->fresh_dirty = false;
 	}
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&c->set_lock);
 	map_unref(old);
 }
 
 struct shard_map *cluster_get_map(struct cluster *c)
 {
-	/* Writers hold the lock across the swap and the old map's release,
-	 * so the map read here stays alive while we take a reference. */
-	pthread_mutex_lock(&c->lock);
+	/* A reference taken under map_lock outlives the writer's release of
+	 * its own (set_map unrefs the old map after dropping the lock). */
+	pthread_mutex_lock(&c->map_lock);
 	struct shard_map *m = c->map;
 	if (m != NULL)
 		map_ref(m);
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_unlock(&c->map_lock);
 	return m;
+}
+
+/* The FRESH set's key for a key hash in one migration. */
+static inline uint64_t fresh_key(uint64_t hash, uint64_t migration)
+{
+	return hash ^ (migration * 0x9e3779b97f4a7c15ull);
 }
 
 /* ---- per serving thread ------------------------------------------------- */
@@ -219,16 +248,22 @@ static void route_to(struct cluster_route *r, enum cluster_action a,
 	memcpy(r->peer_id, n->id, sizeof(r->peer_id));
 }
 
-/* A key migrating to this node: pull it first unless it is here, FRESH,
- * pulled already, or about to be overwritten whole. */
+/* A key migrating to this node in migration 'mig': pull it first unless
+ * it is here, FRESH, pulled already, or about to be overwritten whole. A
+ * write that runs here marks the key FRESH before it happens, so a pull
+ * answer or a stream item that lands meanwhile on another thread sees the
+ * mark (and undoes its add, see install_guarded). */
 static void route_moving_in(struct cluster_worker *cw, const char *key,
 			    size_t nkey, uint64_t hash, enum cluster_op op,
-			    bool pulled, const struct map_node *prev,
+			    bool pulled, uint64_t mig,
+			    const struct map_node *prev,
 			    struct cluster_route *r)
 {
+	uint64_t fk = fresh_key(hash, mig);
+
 	r->moving_in = true;
 	if (op != CLUSTER_OP_SET && !pulled &&
-	    !tomb_contains(cw->c->fresh, hash)) {
+	    !tomb_contains(cw->c->fresh, fk)) {
 		struct cache_read_opts o = { .no_bump = true };
 		if (cache_get(cw->ct, key, nkey, hash, &o, NULL) == NULL) {
 			route_to(r, CLUSTER_PULL, prev);
@@ -237,6 +272,8 @@ static void route_moving_in(struct cluster_worker *cw, const char *key,
 			return;
 		}
 	}
+	if (op != CLUSTER_OP_READ)
+		(void)tomb_add(cw->c->fresh, fk);
 	CW_INC(cw, local);
 }
 
@@ -286,8 +323,8 @@ void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 		/* A peer already on the MOVING map sent us a key we are
 		 * about to own: it is moving in. */
 		if (moving && is_self(c, owner)) {
-			route_moving_in(cw, key, nkey, hash, op, pulled, prev,
-					r);
+			route_moving_in(cw, key, nkey, hash, op, pulled,
+					m->migration, prev, r);
 			return;
 		}
 		CW_INC(cw, local);
@@ -308,7 +345,8 @@ void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 		return;
 	}
 	if (moving) {
-		route_moving_in(cw, key, nkey, hash, op, pulled, prev, r);
+		route_moving_in(cw, key, nkey, hash, op, pulled, m->migration,
+				prev, r);
 		return;
 	}
 	CW_INC(cw, local);
@@ -327,14 +365,54 @@ void cluster_mark_fresh(struct cluster_worker *cw, const char *key,
 {
 	(void)key;
 	(void)nkey;
+	const struct shard_map *m = rcu_dereference(cw->c->map);
 	/* On no memory the key is simply not protected: a later stream copy
 	 * could then win over this write. Nothing better to do here. */
-	(void)tomb_add(cw->c->fresh, hash);
+	if (m != NULL && m->migration != 0)
+		(void)tomb_add(cw->c->fresh, fresh_key(hash, m->migration));
 }
 
 bool cluster_is_fresh(struct cluster_worker *cw, uint64_t hash)
 {
-	return tomb_contains(cw->c->fresh, hash);
+	const struct shard_map *m = rcu_dereference(cw->c->map);
+	return m != NULL && m->migration != 0 &&
+	       tomb_contains(cw->c->fresh, fresh_key(hash, m->migration));
+}
+
+/* The migration (non-zero) in which 'key' moves to this node now, or 0: a
+ * pull answer or a stream item for any other key is late or misrouted and
+ * must not be installed (the migration it belonged to is over). */
+static uint64_t moving_in_now(struct cluster_worker *cw, const char *key,
+			      size_t nkey)
+{
+	const struct shard_map *m = rcu_dereference(cw->c->map);
+	if (m == NULL || m->migration == 0)
+		return 0;
+	uint32_t rh = ring_hash(key, nkey);
+	const struct map_node *owner = map_owner(m, rh);
+	const struct map_node *prev = map_prev_owner(m, rh);
+	if (owner == NULL || prev == NULL || !is_self(cw->c, owner) ||
+	    strcmp(prev->id, owner->id) == 0)
+		return 0;
+	return m->migration;
+}
+
+bool cluster_accepts_migrated(struct cluster_worker *cw, const char *key,
+			      size_t nkey, uint64_t hash)
+{
+	uint64_t mig = moving_in_now(cw, key, nkey);
+	return mig != 0 && !tomb_contains(cw->c->fresh, fresh_key(hash, mig));
+}
+
+bool cluster_undo_if_fresh(struct cluster_worker *cw, const char *key,
+			   size_t nkey, uint64_t hash, uint64_t cas)
+{
+	if (!cluster_is_fresh(cw, hash))
+		return false;
+	/* A write here overtook this add between the check and the store:
+	 * delete the added item, only if it is still ours (its CAS). */
+	(void)cache_delete(cw->ct, key, nkey, hash, cas);
+	return true;
 }
 
 /* Parses an unsigned decimal at *p up to a space or the end. */
@@ -416,11 +494,16 @@ int cluster_install_pulled(struct cluster_worker *cw, const char *key,
 		goto bad;
 	if (ttl == 0)
 		return 0;    /* expires this second: nothing worth keeping */
-	if (tomb_contains(cw->c->fresh, hash))
-		return 0;    /* written here since: ours is newer */
+	/* Written here since (ours is newer), or the migration is over. */
+	if (!cluster_accepts_migrated(cw, key, nkey, hash))
+		return 0;
 
 	enum cache_status err;
-	uint32_t exptime = ttl < 0 ? 0 : cache_exptime_from_wire(ttl);
+	/* A remaining TTL over 30 days would read as a Unix time. */
+	uint32_t exptime = ttl < 0 ? 0 :
+		ttl > CACHE_REALTIME_MAXDELTA ?
+		cache_exptime_from_wire((int64_t)time(NULL) + ttl) :
+		cache_exptime_from_wire(ttl);
 	struct cache_item *it = cache_item_alloc(cw->ct, key, nkey,
 						 (uint32_t)flags, exptime,
 						 (size_t)nbytes, &err);
@@ -430,7 +513,9 @@ int cluster_install_pulled(struct cluster_worker *cw, const char *key,
 	}
 	memcpy(cache_item_value(it), reply + head, (size_t)nbytes);
 	struct cache_store_args a = { .mode = CACHE_ADD };
-	if (cache_store(cw->ct, it, hash, &a, NULL) == CACHE_OK)
+	uint64_t cas = 0;
+	if (cache_store(cw->ct, it, hash, &a, &cas) == CACHE_OK &&
+	    !cluster_undo_if_fresh(cw, key, nkey, hash, cas))
 		CW_INC(cw, pull_installed);
 	return 0;
 bad:

@@ -108,12 +108,24 @@ int cluster_forward(struct cluster_worker *cw, const char *peer,
 		    bool final_hop, const void *req, size_t len,
 		    fwd_done_fn done, void *arg, struct fwd_req **handle);
 
-/* After a local write or delete of a moving-in key. */
+/* After a local write or delete of a moving-in key (cluster_route already
+ * marked it when it routed the write here; this is a second mark). */
 void cluster_mark_fresh(struct cluster_worker *cw, const char *key,
 			size_t nkey, uint64_t hash);
-/* The key was written here during the migration (a migrate-role ms in add
- * mode must answer NS). */
+/* The key was written here during the migration in flight. */
 bool cluster_is_fresh(struct cluster_worker *cw, uint64_t hash);
+
+/* A migration stream's item (or a pull's answer) for 'key' may be
+ * installed: the key is moving in to this node in the migration in flight
+ * and was not written here since. Else the sender is late (the migration
+ * is over) or the key is ours already: answer NS. */
+bool cluster_accepts_migrated(struct cluster_worker *cw, const char *key,
+			      size_t nkey, uint64_t hash);
+/* After such an install stored with CAS 'cas': if a local write marked the
+ * key FRESH meanwhile, deletes the installed item (only if it still has
+ * that CAS) and returns true (answer NS). */
+bool cluster_undo_if_fresh(struct cluster_worker *cw, const char *key,
+			   size_t nkey, uint64_t hash, uint64_t cas);
 
 /* A pull's answer ('VA <n> f<flags> t<ttl> c<cas>' + data, or 'EN'): stores
  * the item with ADD semantics unless the key is FRESH. Returns 0 (stored or

@@ -764,9 +764,12 @@ static bool bin_build_request(struct bin_req *r, struct mc_fwd *f)
 		cmd = "ms ";
 		break;
 	}
+	/* For ms the data length must follow the key, before any flag (' b'
+	 * is added after it below); mg/md/ma take flags right away. */
+	bool is_ms = cmd[1] == 's';
 	if (mc_buf_append(b, cmd, 3) != 0 ||
 	    mc_fwd_put_key(b, r->key, h->keylen, &b64) != 0 ||
-	    (b64 && mc_buf_append(b, " b", 2) != 0))
+	    (b64 && !is_ms && mc_buf_append(b, " b", 2) != 0))
 		return false;
 
 	bool ok = true;
@@ -816,7 +819,10 @@ static bool bin_build_request(struct bin_req *r, struct mc_fwd *f)
 		char m[3] = { ' ', 'M', mode };
 		char tmp[16];
 		int n = snprintf(tmp, sizeof(tmp), " %u", vlen);
-		ok = mc_buf_append(b, tmp, (size_t)n) == 0;
+		ok = mc_buf_append(b, tmp, (size_t)n) == 0 &&
+		     (!b64 || mc_buf_append(b, " b", 2) == 0) &&
+		     /* the new CAS comes back, as memcached returns it */
+		     mc_buf_append(b, " c", 2) == 0;
 		if (ok && h->extlen == MC_BIN_STORE_EXTLEN)
 			ok = req_u64(b, 'F', get_be32(r->ext)) &&
 			     req_num(b, 'T', bin_wire_exptime(get_be32(r->ext + 4)));

@@ -135,6 +135,7 @@ static const char *err_reason(int err)
 	case -ENOBUFS: return "too many requests queued";
 	case -ENOMEM: return "out of memory";
 	case -EINVAL: return "bad peer address";
+	case -EMSGSIZE: return "request line too long";
 	default: return strerror(-err);
 	}
 }
@@ -573,7 +574,14 @@ bool mc_fwd_start(struct mc_session *s, struct mc_buf *out)
 	struct mc_fwd *f = s->fwd;
 
 	count_forward(s);
-	int rc = cluster_forward(s->w->cluster, f->peer, f->final_hop,
+	/* The owner's peer session reads lines of at most MC_TEXT_LINE_MAX
+	 * bytes and closes a link that sends a longer one: that would fail
+	 * every other request on it. Refuse such a request here instead. */
+	const char *eol = memchr(f->req_buf.data, '\n', f->req_buf.len);
+	int rc = eol == NULL ||
+		 (size_t)(eol - f->req_buf.data) + 1 > MC_TEXT_LINE_MAX ?
+		 -EMSGSIZE :
+		 cluster_forward(s->w->cluster, f->peer, f->final_hop,
 				 f->req_buf.data, f->req_buf.len, fwd_done, s,
 				 &f->req);
 	if (rc == 0) {

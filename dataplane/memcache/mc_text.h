@@ -52,6 +52,7 @@ struct mc_text_state {
 	size_t get_resume;          /* multi-get paused: offset in the line of the next key, 0 = none */
 	bool fwd_store;             /* cluster: the value goes to the owner (fwd->req_buf) */
 	bool fresh_after;           /* cluster: a moving-in key, mark it FRESH once stored */
+	bool migrated;              /* pending ms is a migration stream add (cluster) */
 	bool get_abort;             /* cluster: a forwarded get key failed: drop the rest of the line */
 	char crlf[2];               /* the two bytes after the value */
 	/* ---- set by a meta set before use (not cleared per datagram) ---- */

@@ -31,6 +31,33 @@
 
 static const char bad_format[] = "CLIENT_ERROR bad command line format";
 
+/*
+ * A key token with the 'b' flag is base64 of up to CACHE_KEY_MAX bytes, so
+ * up to 336 characters (memcached refuses any token over 250 before it
+ * decodes: binary keys of 188..250 bytes could not be written at all).
+ * Nodes of a cluster send such keys to each other (forwarding, migration);
+ * a token over 250 without 'b' is refused exactly as memcached does.
+ */
+#define META_KEY_TOKEN_MAX 336
+#define META_KEYBUF (CACHE_KEY_MAX + 3)   /* 336 characters decode to 252 */
+
+/* Whether flag token 'b' appears in tok[first..ntok-1). */
+static bool meta_has_b(const struct mc_tok *tok, size_t ntok, size_t first)
+{
+	for (size_t i = first; i + 1 < ntok; i++)
+		if (tok[i].len == 1 && tok[i].p[0] == 'b')
+			return true;
+	return false;
+}
+
+/* The key token's length is acceptable (see META_KEY_TOKEN_MAX). */
+static bool meta_key_token_ok(const struct mc_tok *tok, size_t ntok,
+			      size_t first)
+{
+	return tok[1].len <= CACHE_KEY_MAX ||
+	       (tok[1].len <= META_KEY_TOKEN_MAX && meta_has_b(tok, ntok, first));
+}
+
 /* ---- base64 (RFC 4648, with padding) ------------------------------------ */
 
 static const char b64_chars[] =
@@ -166,9 +193,9 @@ static int meta_preparse(const struct mc_tok *tok, size_t ntok, size_t start,
 		seen[o >> 6] |= 1ull << (o & 63);
 		switch (o) {
 		case 'b': {
-			size_t n = tok[1].len <= CACHE_KEY_MAX ?
+			size_t n = tok[1].len <= META_KEY_TOKEN_MAX ?
 					   b64_decode(tok[1].p, tok[1].len, of->keybuf) : 0;
-			if (n == 0) {
+			if (n == 0 || n > CACHE_KEY_MAX) {
 				*errstr = "CLIENT_ERROR error decoding key";
 				has_error = true;
 			}
@@ -328,7 +355,7 @@ static int meta_head(const struct mc_tok *tok, size_t ntok, struct mc_buf *out,
 		*rc = out_err(out, "ERROR");
 		return -1;
 	}
-	if (tok[1].len > CACHE_KEY_MAX) {
+	if (!meta_key_token_ok(tok, ntok, 2)) {
 		*rc = out_err(out, bad_format);
 		return -1;
 	}
@@ -377,7 +404,10 @@ meta_route(struct mc_session *s, const struct mc_tok *tok, size_t ntok,
 	f->meta_cmd = cmd;
 	f->quiet = of->no_reply;
 	for (size_t i = 0; i < ntok - 1; i++) {
-		if (i >= start && mc_tok_is(&tok[i], "q", 1))
+		/* any flag token starting with q is q (as meta_preparse
+		 * reads it): forwarded, it would silence the owner and shift
+		 * every answer after it on the shared link */
+		if (i >= start && tok[i].len > 0 && tok[i].p[0] == 'q')
 			continue;
 		if ((i > 0 && mc_buf_append(b, " ", 1) != 0) ||
 		    mc_buf_append(b, tok[i].p, tok[i].len) != 0)
@@ -396,7 +426,7 @@ static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		    struct mc_buf *out)
 {
 	struct mc_worker *w = s->w;
-	char keybuf[CACHE_KEY_MAX];
+	char keybuf[META_KEYBUF];
 	struct meta_flags of = { .keybuf = keybuf };
 	const char *errstr = bad_format;
 	int rc;
@@ -601,12 +631,19 @@ meta_set_route(struct mc_session *s, const struct mc_tok *tok, size_t ntok,
 
 	st->fwd_store = false;
 	st->fresh_after = false;
+	st->migrated = false;
 	if (s->fwd != NULL && s->fwd->peer_role == MC_PEER_MIGRATE &&
-	    mode == CACHE_ADD &&
-	    cluster_is_fresh(s->w->cluster, cache_hash(of->key, of->nkey))) {
-		st->phase = MC_TEXT_SWALLOW;
-		st->left = vlen + 2;
-		return mc_meta_store_reply(s, CACHE_NOT_STORED, 0, out);
+	    mode == CACHE_ADD) {
+		/* The stream's add: only for a key moving in to us in the
+		 * migration in flight, not written here since; checked again
+		 * once stored (a write may overtake it meanwhile). */
+		if (!cluster_accepts_migrated(s->w->cluster, of->key, of->nkey,
+					      cache_hash(of->key, of->nkey))) {
+			st->phase = MC_TEXT_SWALLOW;
+			st->left = vlen + 2;
+			return mc_meta_store_reply(s, CACHE_NOT_STORED, 0, out);
+		}
+		st->migrated = true;
 	}
 	enum cluster_op op = mode == CACHE_SET && !of->set_stale ?
 				     CLUSTER_OP_SET : CLUSTER_OP_WRITE;
@@ -631,14 +668,14 @@ static int meta_set(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		    struct mc_buf *out)
 {
 	struct mc_text_state *st = &s->text;
-	char keybuf[CACHE_KEY_MAX];
+	char keybuf[META_KEYBUF];
 	struct meta_flags of = { .keybuf = keybuf };
 	const char *errstr = bad_format;
 	int32_t vlen;
 
 	if (ntok < 3)
 		return out_err(out, "ERROR");
-	if (tok[1].len > CACHE_KEY_MAX || ntok == 3)
+	if (!meta_key_token_ok(tok, ntok, 3) || ntok == 3)
 		return out_err(out, bad_format);
 	if (ntok > META_MAX_TOKENS)
 		return out_err(out, "CLIENT_ERROR options flags too long");
@@ -783,7 +820,7 @@ static int meta_delete(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		       struct mc_buf *out)
 {
 	struct mc_worker *w = s->w;
-	char keybuf[CACHE_KEY_MAX];
+	char keybuf[META_KEYBUF];
 	struct meta_flags of = { .keybuf = keybuf };
 	const char *errstr = bad_format;
 	int rc;
@@ -847,7 +884,7 @@ static int meta_arith(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		      struct mc_buf *out)
 {
 	struct mc_worker *w = s->w;
-	char keybuf[CACHE_KEY_MAX];
+	char keybuf[META_KEYBUF];
 	struct meta_flags of = { .keybuf = keybuf };
 	const char *errstr = bad_format;
 	int rc;
@@ -1001,7 +1038,7 @@ static int meta_debug(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		      struct mc_buf *out)
 {
 	struct mc_worker *w = s->w;
-	char keybuf[CACHE_KEY_MAX];
+	char keybuf[META_KEYBUF];
 	const char *key = tok[1].p;
 	size_t nkey = tok[1].len;
 	if (ntok < 3 || tok[1].len > CACHE_KEY_MAX)

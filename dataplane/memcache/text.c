@@ -532,7 +532,7 @@ static int store_finish(struct mc_session *s, struct mc_buf *out)
 	 * so its key, belongs to the cache once stored) */
 	char fkey[CACHE_KEY_MAX];
 	size_t fnkey = 0;
-	if (__builtin_expect(st->fresh_after, 0)) {
+	if (__builtin_expect(st->fresh_after || st->migrated, 0)) {
 		fnkey = it->nkey;
 		memcpy(fkey, cache_item_key(it), fnkey);
 	}
@@ -540,6 +540,13 @@ static int store_finish(struct mc_session *s, struct mc_buf *out)
 	if (__builtin_expect(st->fresh_after, 0)) {
 		st->fresh_after = false;
 		mc_fwd_mark_fresh(s, fkey, fnkey, st->hash);
+	}
+	if (__builtin_expect(st->migrated, 0)) {
+		/* A migration stream's add that a local write overtook. */
+		st->migrated = false;
+		if (rc == CACHE_OK &&
+		    cluster_undo_if_fresh(w->cluster, fkey, fnkey, st->hash, cas))
+			rc = CACHE_NOT_STORED;
 	}
 
 	if (args.mode == CACHE_CAS) {
@@ -615,8 +622,14 @@ update_route(struct mc_session *s, const struct mc_tok *tok,
 	char m[3] = { ' ', 'M', mode_char[mode] };
 	f->kind = MC_FWD_TEXT_STORE;
 	f->quiet = noreply;
-	bool ok = req_head(b, "ms ", tok[1].p, tok[1].len) &&
-		  req_num(b, 0, vlen) && req_num(b, 'F', flags) &&
+	/* "ms <key> <datalen> [b] ...": the data length must follow the
+	 * key; a flag before it would be read as the length and the value
+	 * run as commands on the owner. */
+	bool b64;
+	bool ok = req_add(b, "ms ", 3) &&
+		  mc_fwd_put_key(b, tok[1].p, tok[1].len, &b64) == 0 &&
+		  req_num(b, 0, vlen) && (!b64 || REQ_LIT(b, " b")) &&
+		  req_num(b, 'F', flags) &&
 		  req_num(b, 'T', exptime) && req_add(b, m, sizeof(m)) &&
 		  (mode != CACHE_CAS || req_u64(b, 'C', cas)) &&
 		  REQ_LIT(b, "\r\n");

@@ -50,6 +50,7 @@ static struct {
 	int fail_next;          /* cluster_forward returns this once (then 0) */
 	enum cluster_from last_from;  /* of the last cluster_route */
 	bool last_final_hop;    /* of the last cluster_forward */
+	bool undo_next;         /* cluster_undo_if_fresh undoes the next add */
 	int routes;
 	bool last_pulled;
 	bool last_peer;
@@ -158,6 +159,28 @@ bool cluster_is_fresh(struct cluster_worker *cw, uint64_t hash)
 	(void)hash;
 	assert_ptr_equal(cw, FAKE_CW);
 	return T.fresh_answer;
+}
+
+bool cluster_accepts_migrated(struct cluster_worker *cw, const char *key,
+			      size_t nkey, uint64_t hash)
+{
+	assert_ptr_equal(cw, FAKE_CW);
+	assert_true(hash == cache_hash(key, nkey));
+	return !T.fresh_answer;
+}
+
+/* A local write overtaking the stream's add between its check and its
+ * store: the test sets undo_next, the add is undone (NS). */
+bool cluster_undo_if_fresh(struct cluster_worker *cw, const char *key,
+			   size_t nkey, uint64_t hash, uint64_t cas)
+{
+	assert_ptr_equal(cw, FAKE_CW);
+	if (!T.undo_next)
+		return false;
+	T.undo_next = false;
+	(void)cache_delete(mc_worker_cache_thread(T.mf->worker), key, nkey,
+			   hash, cas);
+	return true;
 }
 
 /* Installs 'VA <n> f<flags> ...' + data with add semantics, like the real
@@ -377,6 +400,27 @@ static void test_text_store_forwarded(void **state)
 	}
 }
 
+/* A text key with a control byte goes base64: the data length right after
+ * the key, 'b' after it; a request line the owner could not read whole is
+ * refused here instead of closing the shared link. */
+static void test_text_store_b64_and_long_line(void **state)
+{
+	(void)state;
+	assert_int_equal(PUSH("set r\tk 3 0 9\r\nflush_all\r\n"), MC_FEED_WAIT);
+	EXPECT_SUB(0, "127.0.0.1:1", "ms cglr 9 b F3 T0 MS\r\nflush_all\r\n");
+	assert_int_equal(ANSWER(0, "HD\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("STORED\r\n");
+
+	char line[4096];
+	int n = snprintf(line, sizeof(line), "mg rk v k");
+	while (n < 3000)
+		line[n++] = 'z';
+	memcpy(line + n, "\r\n", 3);
+	assert_int_equal(PUSH(line), MC_FEED_MORE);
+	EXPECT_OUT("SERVER_ERROR forwarding to n2 failed: request line too long\r\n");
+	assert_int_equal(T.nsubs, 1);
+}
+
 static void test_text_noreply(void **state)
 {
 	(void)state;
@@ -588,6 +632,12 @@ static void test_migrate_role(void **state)
 	T.fresh_answer = true;
 	assert_int_equal(PUSH("ms mk 2 MS\r\nho\r\n"), MC_FEED_MORE);
 	EXPECT_OUT("HD\r\n");
+	/* an add overtaken by a local write between check and store: undone */
+	T.fresh_answer = false;
+	T.undo_next = true;
+	assert_int_equal(PUSH("ms mu 2 ME\r\nhi\r\nmg mu v\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("NS\r\nEN\r\n");
+	T.fresh_answer = true;
 	/* a migrate session is not routed: no pull, no fresh marks */
 	T.fresh_answer = false;
 	assert_int_equal(PUSH("ms pk 1 ME\r\nv\r\n"), MC_FEED_MORE);
@@ -826,7 +876,7 @@ static void test_binary_store(void **state)
 	assert_int_equal(push((char *)b, n - 1), MC_FEED_MORE);
 	assert_int_equal(T.nsubs, 0);
 	assert_int_equal(push((char *)b + n - 1, 1), MC_FEED_WAIT);
-	EXPECT_SUB(0, "127.0.0.1:1", "ms rk 2 F1 T0 MS\r\nxy\r\n");
+	EXPECT_SUB(0, "127.0.0.1:1", "ms rk 2 c F1 T0 MS\r\nxy\r\n");
 	assert_int_equal(ANSWER(0, "HD c7\r\n"), MC_FEED_MORE);
 	expect_bin(&at, MC_BIN_SET, 0, 0, NULL, NULL, 0, 21, 7);
 	expect_bin_end(at);
@@ -838,22 +888,33 @@ static void test_binary_store(void **state)
 	assert_int_equal(ANSWER(1, "HD c8\r\n"), MC_FEED_MORE);
 	n = bin_req(b, MC_BIN_ADD, ext, 8, "rk", "q", 23, 0);
 	assert_int_equal(push((char *)b, n), MC_FEED_WAIT);
-	EXPECT_SUB(2, "127.0.0.1:1", "ms rk 1 F1 T0 ME\r\nq\r\n");
+	EXPECT_SUB(2, "127.0.0.1:1", "ms rk 1 c F1 T0 ME\r\nq\r\n");
 	assert_int_equal(ANSWER(2, "NS\r\n"), MC_FEED_MORE);
 	expect_bin(&at, MC_BIN_ADD, MC_BIN_KEY_EEXISTS, 0, NULL,
 		   "Data exists for key.", 20, 23, 0);
 	n = bin_req(b, MC_BIN_REPLACE, ext, 8, "rk", "q", 24, 55);
 	assert_int_equal(push((char *)b, n), MC_FEED_WAIT);
-	EXPECT_SUB(3, "127.0.0.1:1", "ms rk 1 F1 T0 MS C55\r\nq\r\n");
+	EXPECT_SUB(3, "127.0.0.1:1", "ms rk 1 c F1 T0 MS C55\r\nq\r\n");
 	assert_int_equal(ANSWER(3, "EX\r\n"), MC_FEED_MORE);
 	expect_bin(&at, MC_BIN_REPLACE, MC_BIN_KEY_EEXISTS, 0, NULL,
 		   "Data exists for key.", 20, 24, 0);
 	n = bin_req(b, MC_BIN_APPENDQ, NULL, 0, "rk", "zz", 25, 0);
 	assert_int_equal(push((char *)b, n), MC_FEED_WAIT);
-	EXPECT_SUB(4, "127.0.0.1:1", "ms rk 2 MA\r\nzz\r\n");
+	EXPECT_SUB(4, "127.0.0.1:1", "ms rk 2 c MA\r\nzz\r\n");
 	assert_int_equal(ANSWER(4, "NS\r\n"), MC_FEED_MORE);
 	expect_bin(&at, MC_BIN_APPENDQ, MC_BIN_NOT_STORED, 0, NULL,
 		   "Not stored.", 11, 25, 0);
+	expect_bin_end(at);
+
+	/* A key meta cannot carry as text goes base64, and 'b' comes after
+	 * the data length ("ms <key> <datalen> <flags>"): before it, the owner
+	 * would read 'b' as the length and run the value as commands. */
+	at = 0;
+	n = bin_req(b, MC_BIN_SET, ext, 8, "r k", "flush_all", 26, 0);
+	assert_int_equal(push((char *)b, n), MC_FEED_WAIT);
+	EXPECT_SUB(5, "127.0.0.1:1", "ms ciBr 9 b c F1 T0 MS\r\nflush_all\r\n");
+	assert_int_equal(ANSWER(5, "HD c9\r\n"), MC_FEED_MORE);
+	expect_bin(&at, MC_BIN_SET, 0, 0, NULL, NULL, 0, 26, 9);
 	expect_bin_end(at);
 }
 
@@ -1165,6 +1226,7 @@ int main(void)
 		T_(test_text_wait_and_destroy),
 		T_(test_peer_sessions),
 		T_(test_final_role),
+		T_(test_text_store_b64_and_long_line),
 		T_(test_migrate_role),
 		T_(test_single_node_unchanged),
 		T_(test_meta_forwarded),

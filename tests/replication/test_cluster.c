@@ -214,33 +214,35 @@ static void test_moving_in_pulls_once(void **state)
 		assert_int_equal(r.action, CLUSTER_PULL);
 		assert_true(r.moving_in);
 		assert_string_equal(r.peer, prev->addr);
-		/* A plain set needs nothing from the old owner. */
-		cluster_route(f->cw, key, n, h, CLUSTER_OP_SET,
-			      CLUSTER_FROM_CLIENT, false, &r);
-		assert_int_equal(r.action, CLUSTER_LOCAL);
-		assert_true(r.moving_in);
-		/* Pulled once already: run it here. */
-		cluster_route(f->cw, key, n, h, CLUSTER_OP_WRITE,
-			      CLUSTER_FROM_CLIENT, true, &r);
-		assert_int_equal(r.action, CLUSTER_LOCAL);
 		/* Peers' requests pull too. Pulls go on 'final' links. */
 		cluster_route(f->cw, key, n, h, CLUSTER_OP_READ,
 			      CLUSTER_FROM_PEER, false, &r);
 		assert_int_equal(r.action, CLUSTER_PULL);
 		assert_true(r.final_hop);
 		if (i % 2 == 0) {
-			/* Present here: nothing to pull. */
+			/* Present here: nothing to pull; a read marks nothing. */
 			store(f, key, "v");
-			cluster_route(f->cw, key, n, h, CLUSTER_OP_READ, CLUSTER_FROM_CLIENT,
-				      false, &r);
+			cluster_route(f->cw, key, n, h, CLUSTER_OP_READ,
+				      CLUSTER_FROM_CLIENT, false, &r);
+			assert_int_equal(r.action, CLUSTER_LOCAL);
+			assert_false(cluster_is_fresh(f->cw, h));
+		} else if (i % 4 == 1) {
+			/* A plain set needs nothing from the old owner, and
+			 * makes the key FRESH before it runs: never pulled. */
+			cluster_route(f->cw, key, n, h, CLUSTER_OP_SET,
+				      CLUSTER_FROM_CLIENT, false, &r);
+			assert_int_equal(r.action, CLUSTER_LOCAL);
+			assert_true(r.moving_in);
+			assert_true(cluster_is_fresh(f->cw, h));
+			cluster_route(f->cw, key, n, h, CLUSTER_OP_READ,
+				      CLUSTER_FROM_CLIENT, false, &r);
 			assert_int_equal(r.action, CLUSTER_LOCAL);
 		} else {
-			/* Written (then deleted) here: FRESH, never pulled. */
-			cluster_mark_fresh(f->cw, key, n, h);
-			assert_true(cluster_is_fresh(f->cw, h));
-			cluster_route(f->cw, key, n, h, CLUSTER_OP_READ, CLUSTER_FROM_CLIENT,
-				      false, &r);
+			/* Pulled once already: run it here (and mark it). */
+			cluster_route(f->cw, key, n, h, CLUSTER_OP_WRITE,
+				      CLUSTER_FROM_CLIENT, true, &r);
 			assert_int_equal(r.action, CLUSTER_LOCAL);
+			assert_true(cluster_is_fresh(f->cw, h));
 		}
 	}
 	/* c took about a third of the keys of a and b. */
@@ -304,46 +306,78 @@ static void test_prepare_routes_by_prev_ring(void **state)
 	map_unref(m);
 }
 
+/* The i-th key ("pk:<n>") that moves to c in map m (owner c, prev not c);
+ * want_moving false: the i-th key a still owns. */
+static void pick_key(const struct shard_map *m, bool want_moving, int i,
+		     char *key, size_t len)
+{
+	for (int n = 0;; n++) {
+		snprintf(key, len, "pk:%d", n);
+		uint32_t rh = ring_hash(key, strlen(key));
+		bool moving = strcmp(map_owner(m, rh)->id, "c") == 0 &&
+			      strcmp(map_prev_owner(m, rh)->id, "c") != 0;
+		bool a_owns = strcmp(map_owner(m, rh)->id, "a") == 0;
+		if ((want_moving ? moving : a_owns) && i-- == 0)
+			return;
+	}
+}
+
 static void test_install_pulled(void **state)
 {
 	struct fixture *f = *state;
 	struct cache_read_opts o = { .no_bump = true };
 	const struct cache_item *it;
 	static const char va[] = "VA 7 f42 t-1 c9\r\nhe\r\nllo\r\n";
-	uint64_t h = cache_hash("p1", 2);
+	struct shard_map *m = map_grow();
+	char k[6][16];
 
-	assert_int_equal(cluster_install_pulled(f->cw, "p1", 2, h, va,
+	map_ref(m);
+	publish(f, m);
+	for (int i = 0; i < 5; i++)
+		pick_key(m, true, i, k[i], sizeof(k[i]));
+	pick_key(m, false, 0, k[5], sizeof(k[5]));
+#define KH(i) k[i], strlen(k[i]), cache_hash(k[i], strlen(k[i]))
+
+	assert_int_equal(cluster_install_pulled(f->cw, KH(0), va,
 						sizeof(va) - 1), 0);
-	it = cache_get(f->ct, "p1", 2, h, &o, NULL);
+	it = cache_get(f->ct, KH(0), &o, NULL);
 	assert_non_null(it);
 	assert_int_equal(it->nbytes, 7);
 	assert_memory_equal(cache_item_value_const(it), "he\r\nllo", 7);
 	assert_int_equal(it->client_flags, 42);
 
-	/* ADD: an item written here since is never overwritten. */
+	/* ADD: an item here is never overwritten. */
 	static const char va2[] = "VA 3 f1 t100\r\nold\r\n";
-	assert_int_equal(cluster_install_pulled(f->cw, "p1", 2, h, va2,
+	assert_int_equal(cluster_install_pulled(f->cw, KH(0), va2,
 						sizeof(va2) - 1), 0);
-	it = cache_get(f->ct, "p1", 2, h, &o, NULL);
+	it = cache_get(f->ct, KH(0), &o, NULL);
 	assert_int_equal(it->nbytes, 7);
 
-	/* A TTL comes along. */
-	uint64_t h2 = cache_hash("p2", 2);
-	assert_int_equal(cluster_install_pulled(f->cw, "p2", 2, h2, va2,
+	/* A TTL comes along; one over 30 days is a TTL too, not a date. */
+	assert_int_equal(cluster_install_pulled(f->cw, KH(1), va2,
 						sizeof(va2) - 1), 0);
-	it = cache_get(f->ct, "p2", 2, h2, &o, NULL);
+	it = cache_get(f->ct, KH(1), &o, NULL);
 	assert_non_null(it);
 	assert_in_range(cache_ttl_remaining(it->exptime), 98, 100);
+	static const char va3[] = "VA 1 t5000000\r\nx\r\n";
+	assert_int_equal(cluster_install_pulled(f->cw, KH(4), va3,
+						sizeof(va3) - 1), 0);
+	it = cache_get(f->ct, KH(4), &o, NULL);
+	assert_non_null(it);
+	assert_in_range(cache_ttl_remaining(it->exptime), 4999990, 5000000);
 
 	/* A miss installs nothing; a FRESH key is never installed. */
-	uint64_t h3 = cache_hash("p3", 2);
-	assert_int_equal(cluster_install_pulled(f->cw, "p3", 2, h3, "EN\r\n",
-						4), 0);
-	assert_null(cache_get(f->ct, "p3", 2, h3, &o, NULL));
-	cluster_mark_fresh(f->cw, "p3", 2, h3);
-	assert_int_equal(cluster_install_pulled(f->cw, "p3", 2, h3, va,
+	assert_int_equal(cluster_install_pulled(f->cw, KH(2), "EN\r\n", 4), 0);
+	assert_null(cache_get(f->ct, KH(2), &o, NULL));
+	cluster_mark_fresh(f->cw, KH(2));
+	assert_int_equal(cluster_install_pulled(f->cw, KH(2), va,
 						sizeof(va) - 1), 0);
-	assert_null(cache_get(f->ct, "p3", 2, h3, &o, NULL));
+	assert_null(cache_get(f->ct, KH(2), &o, NULL));
+	/* Nor a key that is not moving in to us. */
+	assert_false(cluster_accepts_migrated(f->cw, KH(5)));
+	assert_int_equal(cluster_install_pulled(f->cw, KH(5), va,
+						sizeof(va) - 1), 0);
+	assert_null(cache_get(f->ct, KH(5), &o, NULL));
 
 	/* Garbage is refused, never trusted. */
 	static const char *const bad[] = {
@@ -352,10 +386,21 @@ static void test_install_pulled(void **state)
 		"VA 18446744073709551615\r\nab\r\n", "VA 2 t\r\nab\r\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(cluster_install_pulled(f->cw, "p4", 2,
-				cache_hash("p4", 2), bad[i], strlen(bad[i])),
-				-EPROTO);
-	assert_null(cache_get(f->ct, "p4", 2, cache_hash("p4", 2), &o, NULL));
+		assert_int_equal(cluster_install_pulled(f->cw, KH(3), bad[i],
+							strlen(bad[i])),
+				 -EPROTO);
+	assert_null(cache_get(f->ct, KH(3), &o, NULL));
+
+	/* Once the migration is over, a late answer installs nothing. */
+	struct shard_map *st = map3();
+	st->epoch = 3;
+	publish(f, st);
+	assert_false(cluster_accepts_migrated(f->cw, KH(3)));
+	assert_int_equal(cluster_install_pulled(f->cw, KH(3), va,
+						sizeof(va) - 1), 0);
+	assert_null(cache_get(f->ct, KH(3), &o, NULL));
+#undef KH
+	map_unref(m);
 }
 
 struct stat_seen {
