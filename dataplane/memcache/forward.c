@@ -536,6 +536,11 @@ static void fwd_done(void *arg, int err, const char *reply, size_t len)
 
 	f->req = NULL;
 	f->waiting = false;
+	/* The request is out (the forwarder copied it): drop a big buffer. */
+	if (f->req_buf.cap > MC_FWD_BUF_KEEP) {
+		mc_buf_deinit(&f->req_buf);
+		mc_buf_init(&f->req_buf);
+	}
 	if (f->kind == MC_FWD_PULL) {
 		/* A failed pull is a miss: the request runs here either way. */
 		if (err != 0 || cluster_install_pulled(s->w->cluster, f->key, f->nkey,

@@ -143,6 +143,10 @@ enum mc_route {
 
 #define MC_FWD_REFUSED_TEXT "SERVER_ERROR key is owned by another node"
 
+/* A session's request and answer buffers bigger than this are freed once
+ * used, not kept for the connection's life. */
+#define MC_FWD_BUF_KEEP (64 * 1024)
+
 struct mc_fwd *mc_fwd_new(void);
 void mc_fwd_free(struct mc_fwd **f);
 

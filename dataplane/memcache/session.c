@@ -75,6 +75,12 @@ int mc_session_feed(struct mc_session *s, const char *in, size_t len,
 			return MC_FEED_CLOSE;
 		f->reply.len = 0;
 		f->ready = false;
+		/* One big forwarded value must not stay allocated (outside -m)
+		 * for the life of an idle connection. */
+		if (f->reply.cap > MC_FWD_BUF_KEEP) {
+			mc_buf_deinit(&f->reply);
+			mc_buf_init(&f->reply);
+		}
 		MC_STAT_ADD(s->w, bytes_written, out->len - out_before);
 		out_before = out->len;
 	}
