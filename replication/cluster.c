@@ -35,7 +35,7 @@
 
 #define CLUSTER_WORKER_STATS(X) \
 	X(local) X(forwarded) X(pulls) X(pull_installed) X(pull_errors) \
-	X(udp_refused)
+	X(udp_refused) X(refused)
 
 struct cluster_worker_stats {
 #define CW_FIELD(name) uint64_t name;
@@ -300,7 +300,14 @@ void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 		if (m->migration != 0)
 			prev = map_prev_owner(m, rh);
 	}
-	/* No map yet, or an empty ring: this node serves what it is asked. */
+	/* No map yet (a node that just started, ZooKeeper unreachable): no
+	 * idea who owns the key. An empty ring (every node standby): serve
+	 * what we are asked. */
+	if (m == NULL) {
+		r->action = CLUSTER_REFUSE;
+		CW_INC(cw, refused);
+		return;
+	}
 	if (owner == NULL) {
 		CW_INC(cw, local);
 		return;

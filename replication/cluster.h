@@ -71,6 +71,9 @@ enum cluster_action {
 	CLUSTER_PULL,          /* moving in, absent here: 'mg <key> v f t c' to
 	                          'peer' (the previous owner), install the answer
 	                          with cluster_install_pulled(), then run it here */
+	CLUSTER_REFUSE,        /* no shard map yet: this node does not know who
+	                          owns anything; answer an error (a write kept
+	                          here would be lost to its real owner) */
 };
 
 /* Where a request came from: a client, or a peer's connection of either

@@ -867,7 +867,7 @@ static __attribute__((noinline)) int bin_route(struct bin_req *r, bool *fresh)
 		return -1;
 	case MC_ROUTE_REFUSED: {
 		int rc = bin_result(bin_error(r->out, h, MC_BIN_ETMPFAIL,
-						 "key is owned by another node"));
+						 "key not served by this node"));
 		if (store)
 			bin_swallow(st, (uint64_t)h->bodylen - h->extlen - h->keylen);
 		return rc;

@@ -93,6 +93,8 @@ enum mc_route mc_fwd_route(struct mc_session *s, const char *key, size_t nkey,
 	case CLUSTER_PULL:
 		/* A datagram cannot wait: it reads what is here. */
 		return f == NULL ? MC_ROUTE_LOCAL : MC_ROUTE_PULL;
+	case CLUSTER_REFUSE:
+		return MC_ROUTE_REFUSED;
 	default:
 		return MC_ROUTE_LOCAL;
 	}

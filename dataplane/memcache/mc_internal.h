@@ -138,10 +138,13 @@ enum mc_route {
 	MC_ROUTE_LOCAL = 0,    /* run here (r->moving_in: mark fresh after a write) */
 	MC_ROUTE_FORWARD,      /* build fwd->req_buf, then mc_fwd_start */
 	MC_ROUTE_PULL,         /* mc_fwd_pull, then run again */
-	MC_ROUTE_REFUSED,      /* not ours and the session cannot wait (UDP) */
+	MC_ROUTE_REFUSED,      /* not ours and the session cannot wait (UDP),
+	                          or no shard map yet */
 };
 
-#define MC_FWD_REFUSED_TEXT "SERVER_ERROR key is owned by another node"
+/* A key this node cannot serve now: owned by another node and the session
+ * cannot wait (UDP), or no shard map yet. */
+#define MC_FWD_REFUSED_TEXT "SERVER_ERROR key not served by this node"
 
 /* A session's request and answer buffers bigger than this are freed once
  * used, not kept for the connection's life. */

@@ -1006,7 +1006,7 @@ static void test_udp_refused(void **state)
 	struct mc_buf out;
 	mc_buf_init(&out);
 
-	static const char refused[] = "SERVER_ERROR key is owned by another node\r\n";
+	static const char refused[] = "SERVER_ERROR key not served by this node\r\n";
 	assert_int_equal(mc_text_run_buffer(T.mf->worker, "get rk\r\n", 8, &out), 0);
 	assert_int_equal(out.len, sizeof(refused) - 1);
 	assert_memory_equal(out.data, refused, out.len);

@@ -112,15 +112,19 @@ static void key_of(char *buf, size_t len, int i)
 	snprintf(buf, len, "key:%d", i);
 }
 
-static void test_no_map_is_local(void **state)
+/* Before its first map a node knows no owner: it refuses rather than keep
+ * a write its real owner would never see. */
+static void test_no_map_refuses(void **state)
 {
 	struct fixture *f = *state;
 	struct cluster_route r;
 
 	cluster_route(f->cw, "k", 1, cache_hash("k", 1), CLUSTER_OP_READ,
 		      CLUSTER_FROM_CLIENT, false, &r);
-	assert_int_equal(r.action, CLUSTER_LOCAL);
-	assert_false(r.moving_in);
+	assert_int_equal(r.action, CLUSTER_REFUSE);
+	cluster_route(f->cw, "k", 1, cache_hash("k", 1), CLUSTER_OP_WRITE,
+		      CLUSTER_FROM_PEER, false, &r);
+	assert_int_equal(r.action, CLUSTER_REFUSE);
 }
 
 static void test_stable_map_forwards_to_owner(void **state)
@@ -452,7 +456,7 @@ static void test_stats(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_no_map_is_local, setup_c,
+		cmocka_unit_test_setup_teardown(test_no_map_refuses, setup_c,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stable_map_forwards_to_owner,
 						setup_c, teardown),
