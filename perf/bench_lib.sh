@@ -238,3 +238,30 @@ function ratios(v, a, b, per,   k, r, all) {
 	return all
 }
 '
+
+# ---- cluster benchmarks (cluster-forward.sh, cluster-move.sh) ---------------
+
+# cluster_stat PORT NAME: one value of 'stats cluster'.
+cluster_stat() {
+	local port=$1 name=$2 line
+	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+	printf 'stats cluster\r\n' >&3
+	while IFS= read -r -t 2 line <&3; do
+		line=${line%$'\r'}
+		[ "$line" = END ] && break
+		set -- $line
+		[ "$2" = "$name" ] && echo "$3"
+	done
+	exec 3>&-
+}
+
+# cluster_cleanup ZK_SERVER_SH ZK_DIR: the nodes this script started, by
+# PID, SIGKILL after 5 s (a node that hangs must not hang the script:
+# bench_cleanup alone waits for ever), then the ZooKeeper in ZK_DIR.
+cluster_cleanup() {
+	for pid in $BENCH_PIDS; do
+		stop_server "$pid" TERM 5
+	done
+	bench_cleanup
+	"$1" stop "$2" >/dev/null 2>&1
+}

@@ -52,30 +52,10 @@ WORK=$(mktemp -d /tmp/cluster-forward.XXXXXX)
 RESULTS=$WORK/results
 ZK_DIR=$WORK/zk
 cleanup() {
-	# Nodes by PID, SIGKILL after 5 s: a node that hangs must not hang
-	# the script (bench_cleanup alone waits for ever).
-	for pid in $BENCH_PIDS; do
-		stop_server "$pid" TERM 5
-	done
-	bench_cleanup
-	"$ZK_SERVER_SH" stop "$ZK_DIR" >/dev/null 2>&1
+	cluster_cleanup "$ZK_SERVER_SH" "$ZK_DIR"
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-# cluster_stat PORT NAME: one value of 'stats cluster'.
-cluster_stat() {
-	local port=$1 name=$2 line
-	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-	printf 'stats cluster\r\n' >&3
-	while IFS= read -r -t 2 line <&3; do
-		line=${line%$'\r'}
-		[ "$line" = END ] && break
-		set -- $line
-		[ "$2" = "$name" ] && echo "$3"
-	done
-	exec 3>&-
-}
 
 # start_node ID PORT [flags]: one cluster node, pinned like compare.sh's server.
 start_node() {

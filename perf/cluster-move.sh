@@ -43,30 +43,10 @@ ZK_DIR=$WORK/zk
 POLL_PID=""
 cleanup() {
 	[ -n "$POLL_PID" ] && kill "$POLL_PID" 2>/dev/null && wait "$POLL_PID" 2>/dev/null
-	# Nodes by PID, SIGKILL after 5 s: a node that hangs must not hang
-	# the script (bench_cleanup alone waits for ever).
-	for pid in $BENCH_PIDS; do
-		stop_server "$pid" TERM 5
-	done
-	bench_cleanup
-	"$ZK_SERVER_SH" stop "$ZK_DIR" >/dev/null 2>&1
+	cluster_cleanup "$ZK_SERVER_SH" "$ZK_DIR"
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-# cluster_stat PORT NAME: one value of 'stats cluster'.
-cluster_stat() {
-	local port=$1 name=$2 line
-	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-	printf 'stats cluster\r\n' >&3
-	while IFS= read -r -t 2 line <&3; do
-		line=${line%$'\r'}
-		[ "$line" = END ] && break
-		set -- $line
-		[ "$2" = "$name" ] && echo "$3"
-	done
-	exec 3>&-
-}
 
 # stable_with PORT N: true when the node's map is stable with N nodes.
 stable_with() {

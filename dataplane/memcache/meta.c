@@ -32,11 +32,12 @@
 static const char bad_format[] = "CLIENT_ERROR bad command line format";
 
 /*
- * A key token with the 'b' flag is base64 of up to CACHE_KEY_MAX bytes, so
- * up to 336 characters (memcached refuses any token over 250 before it
- * decodes: binary keys of 188..250 bytes could not be written at all).
- * Nodes of a cluster send such keys to each other (forwarding, migration);
- * a token over 250 without 'b' is refused exactly as memcached does.
+ * memcached refuses a key token over 250 characters before it decodes
+ * base64, so a binary key of 188..250 bytes cannot be written through meta
+ * at all. Clients get exactly that. On a node-to-node connection (a peer
+ * session: forwarding, pulls, migration) a token with the 'b' flag may be
+ * base64 of up to CACHE_KEY_MAX bytes, 336 characters: binary-protocol
+ * clients' keys travel between nodes that way.
  */
 #define META_KEY_TOKEN_MAX 336
 #define META_KEYBUF (CACHE_KEY_MAX + 3)   /* 336 characters decode to 252 */
@@ -51,11 +52,14 @@ static bool meta_has_b(const struct mc_tok *tok, size_t ntok, size_t first)
 }
 
 /* The key token's length is acceptable (see META_KEY_TOKEN_MAX). */
-static bool meta_key_token_ok(const struct mc_tok *tok, size_t ntok,
+static bool meta_key_token_ok(const struct mc_session *s,
+			      const struct mc_tok *tok, size_t ntok,
 			      size_t first)
 {
-	return tok[1].len <= CACHE_KEY_MAX ||
-	       (tok[1].len <= META_KEY_TOKEN_MAX && meta_has_b(tok, ntok, first));
+	if (tok[1].len <= CACHE_KEY_MAX)
+		return true;
+	return s->fwd != NULL && s->fwd->peer_role != MC_PEER_NONE &&
+	       tok[1].len <= META_KEY_TOKEN_MAX && meta_has_b(tok, ntok, first);
 }
 
 /* ---- base64 (RFC 4648, with padding) ------------------------------------ */
@@ -348,14 +352,15 @@ static char *put_opaque_key(char *p, const struct mc_tok *tok, size_t ntok,
 }
 
 /* Checks the common head of mg/md/ma. Returns -1 (reply written) or 0. */
-static int meta_head(const struct mc_tok *tok, size_t ntok, struct mc_buf *out,
+static int meta_head(const struct mc_session *s, const struct mc_tok *tok,
+		     size_t ntok, struct mc_buf *out,
 		     int *rc, const char *too_many)
 {
 	if (ntok < 3) {
 		*rc = out_err(out, "ERROR");
 		return -1;
 	}
-	if (!meta_key_token_ok(tok, ntok, 2)) {
+	if (!meta_key_token_ok(s, tok, ntok, 2)) {
 		*rc = out_err(out, bad_format);
 		return -1;
 	}
@@ -431,7 +436,7 @@ static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	const char *errstr = bad_format;
 	int rc;
 
-	if (meta_head(tok, ntok, out, &rc, "CLIENT_ERROR options flags are too long") != 0)
+	if (meta_head(s, tok, ntok, out, &rc, "CLIENT_ERROR options flags are too long") != 0)
 		return rc;
 	if (meta_preparse(tok, ntok, 2, &of, &errstr) != 0)
 		return out_err(out, errstr);
@@ -675,7 +680,7 @@ static int meta_set(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 
 	if (ntok < 3)
 		return out_err(out, "ERROR");
-	if (!meta_key_token_ok(tok, ntok, 3) || ntok == 3)
+	if (!meta_key_token_ok(s, tok, ntok, 3) || ntok == 3)
 		return out_err(out, bad_format);
 	if (ntok > META_MAX_TOKENS)
 		return out_err(out, "CLIENT_ERROR options flags too long");
@@ -825,7 +830,7 @@ static int meta_delete(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	const char *errstr = bad_format;
 	int rc;
 
-	if (meta_head(tok, ntok, out, &rc, "CLIENT_ERROR options flags too long") != 0)
+	if (meta_head(s, tok, ntok, out, &rc, "CLIENT_ERROR options flags too long") != 0)
 		return rc;
 	if (meta_preparse(tok, ntok, 2, &of, &errstr) != 0)
 		return out_err(out, "CLIENT_ERROR invalid or duplicate flag");
@@ -890,7 +895,7 @@ static int meta_arith(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	int rc;
 
 	of.delta = 1;
-	if (meta_head(tok, ntok, out, &rc, "CLIENT_ERROR options flags too long") != 0)
+	if (meta_head(s, tok, ntok, out, &rc, "CLIENT_ERROR options flags too long") != 0)
 		return rc;
 	if (meta_preparse(tok, ntok, 2, &of, &errstr) != 0)
 		return out_err(out, "CLIENT_ERROR invalid or duplicate flag");

@@ -597,6 +597,32 @@ static void test_peer_sessions(void **state)
 	assert_int_equal(T.mf->session->w->stats.peer_hellos, 1);
 }
 
+/* A 250-byte binary key is 336 base64 characters: a client's session
+ * refuses tokens over 250 as memcached does, a peer session (binary keys
+ * travel between nodes that way) takes them; a decoded key over 250 bytes
+ * is refused there, the value swallowed so the link stays in sync. */
+static void test_peer_long_base64_keys(void **state)
+{
+	(void)state;
+	static const char k250[] = "ICcuNTxDSlFYX2ZtdHuCiZCXnqWss7rByM/W3eTr8vkABw4VHCMqMTg/Rk1UW2JpcHd+hYyTmqGor7a9xMvS2eDn7vX8AwoRGB8mLTQ7QklQV15lbHN6gYiPlp2kq7K5wMfO1dzj6vH4/wYNFBsiKTA3PkVMU1phaG92fYSLkpmgp661vMPK0djf5u30+wIJEBceJSwzOkFIT1ZdZGtyeYCHjpWco6qxuL/GzdTb4unw9/4FDBMaISgvNj1ES1JZYGdudXyDipGYn6attLvCydDX3uXs8/oBCA8WHSQrMjlAR05VXGNqcXh/ho2Um6KpsLe+xczT2uHo7w==";
+	static const char k251[] = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+	char req[2048];
+
+	snprintf(req, sizeof(req), "mg %s b v\r\n", k250);
+	assert_int_equal(PUSH(req), MC_FEED_MORE);
+	EXPECT_OUT("CLIENT_ERROR bad command line format\r\n");
+	assert_int_equal(PUSH("dpc_peer n1 final\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("HD\r\n");
+	snprintf(req, sizeof(req),
+		 "ms %s 2 b\r\nhi\r\nmg %s b v\r\nmd %s b q\r\nmn\r\n",
+		 k250, k250, k250);
+	assert_int_equal(PUSH(req), MC_FEED_MORE);
+	EXPECT_OUT("HD\r\nVA 2\r\nhi\r\nMN\r\n");
+	snprintf(req, sizeof(req), "ms %s 7 b\r\nversion\r\nmn\r\n", k251);
+	assert_int_equal(PUSH(req), MC_FEED_MORE);
+	EXPECT_OUT("CLIENT_ERROR error decoding key\r\nMN\r\n");
+}
+
 /* A 'final' peer session: the router hears it, and a client's request
  * forwarded from a plain session goes out on a 'fwd' link. */
 static void test_final_role(void **state)
@@ -1226,6 +1252,7 @@ int main(void)
 		T_(test_text_wait_and_destroy),
 		T_(test_peer_sessions),
 		T_(test_final_role),
+		T_(test_peer_long_base64_keys),
 		T_(test_text_store_b64_and_long_line),
 		T_(test_migrate_role),
 		T_(test_single_node_unchanged),
