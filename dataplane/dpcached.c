@@ -361,8 +361,9 @@ static int run_dpdk(const struct dp_settings *set, char *argv0)
 	wait_for_stop(set, &sigs);
 	status = 0;
 out:
-	/* The node's threads, then the lcores (they free their mc_workers),
-	 * then the protocol and the cache, then ports and EAL. */
+	/* The admin endpoint, the lcores (they free their mc_workers and
+	 * read the node's stats until then), the node (agent, migrator), then
+	 * the protocol and the cache, then ports and EAL. */
 	extras_stop(&x);
 	dp_dpdk_stop(d);
 	node_destroy(&x.node);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "dataplane/memcache/mc.h"
+#include "replication/map.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -507,22 +508,6 @@ static bool host_port_ok(const char *text)
 	return inet_pton(AF_INET, host, buf) == 1;
 }
 
-/* Node ids: the same rule as replication/map.h's map_id_valid. */
-static bool node_id_ok(const char *id)
-{
-	size_t n = strlen(id);
-
-	if (n == 0 || n > 63)
-		return false;
-	for (const char *p = id; *p; p++) {
-		char c = *p;
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		      (c >= 'A' && c <= 'Z') || c == '_' || c == '.' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 /* --cluster and the flags that go with it. */
 static int check_cluster(struct dp_settings *s, char *err, size_t errlen)
 {
@@ -567,7 +552,7 @@ static int check_cluster(struct dp_settings *s, char *err, size_t errlen)
 		set_err(err, errlen, "--cluster needs --node-id");
 		return -EINVAL;
 	}
-	if (!node_id_ok(s->node_id)) {
+	if (!map_id_valid(s->node_id)) {
 		set_err(err, errlen,
 			"invalid value '%s' for --node-id: expected 1-63 of "
 			"[A-Za-z0-9_.-]", s->node_id);
