@@ -747,6 +747,10 @@ static int agent_gather_sources(struct agent *a, struct agent_gather *g)
 		strcpy(g->sources[g->nsources].id, c.names[i]);
 		g->sources[g->nsources].done =
 			json_is_true(json_object_get(o, "done"));
+		/* keys sent + skipped: the planner's stall clock watches it */
+		g->sources[g->nsources].progress =
+			(uint64_t)json_integer_value(json_object_get(o, "keys_sent")) +
+			(uint64_t)json_integer_value(json_object_get(o, "keys_skipped"));
 		g->nsources++;
 		json_decref(o);
 	}

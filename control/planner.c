@@ -58,7 +58,25 @@ struct planner {
 	 * it (the wait bound starts then). */
 	uint64_t prepare_epoch;
 	uint64_t prepare_seen_ms;
+	/* Progress of the sources of migration stall_mig, for the stall
+	 * bound: a registered source whose progress has not moved for
+	 * PLANNER_STALL_MS counts as done. */
+	uint64_t stall_mig;
+	struct planner_stall *stall;     /* MAP_NODES_MAX entries */
+	unsigned nstall;
 };
+
+struct planner_stall {
+	char id[MAP_ID_MAX];
+	uint64_t progress;
+	uint64_t since_ms;               /* when progress last moved */
+};
+
+/* A source that stays registered but streams nothing for this long (a
+ * wedged process that keeps its ZooKeeper session) no longer holds the
+ * migration, and with it every operator request, hostage. Its unsent items
+ * are lost, as if it had died. */
+#define PLANNER_STALL_MS 60000u
 
 /* How long the leader waits for every node to apply a PREPARE map. */
 #define PLANNER_PREPARE_WAIT_MS 10000u
@@ -71,9 +89,11 @@ struct planner *planner_create(uint64_t grace_ms)
 		return NULL;
 	p->absent = calloc(MAP_NODES_MAX, sizeof(*p->absent));
 	p->scratch = calloc(MAP_NODES_MAX, sizeof(*p->scratch));
-	if (p->absent == NULL || p->scratch == NULL) {
+	p->stall = calloc(MAP_NODES_MAX, sizeof(*p->stall));
+	if (p->absent == NULL || p->scratch == NULL || p->stall == NULL) {
 		free(p->absent);
 		free(p->scratch);
+		free(p->stall);
 		free(p);
 		return NULL;
 	}
@@ -87,6 +107,7 @@ void planner_destroy(struct planner **pp)
 		return;
 	free((*pp)->absent);
 	free((*pp)->scratch);
+	free((*pp)->stall);
 	free(*pp);
 	*pp = NULL;
 }
@@ -437,9 +458,43 @@ static void mark_moves(const struct shard_map *m, bool *is_source,
 /* Counts the sources of m's migration: all of them (*total, may be NULL)
  * and the registered ones that have not reported done (*pending; with
  * 'ignore_progress', registered ones whatever they reported). 0 or -ENOMEM. */
-static int count_sources(const struct shard_map *m,
+/* Whether source 'id' of migration 'mig' (progress 'progress' now) has
+ * made no progress for PLANNER_STALL_MS; starts its clock when first seen. */
+static bool source_stalled(struct planner *p, uint64_t mig, const char *id,
+			   uint64_t progress, uint64_t now)
+{
+	struct planner_stall *e = NULL;
+
+	if (p->stall_mig != mig) {
+		p->stall_mig = mig;
+		p->nstall = 0;
+	}
+	for (unsigned i = 0; i < p->nstall; i++)
+		if (strcmp(p->stall[i].id, id) == 0)
+			e = &p->stall[i];
+	if (e == NULL) {
+		if (p->nstall == MAP_NODES_MAX)
+			return false;
+		e = &p->stall[p->nstall++];
+		snprintf(e->id, sizeof(e->id), "%s", id);
+		e->progress = progress;
+		e->since_ms = now;
+		return false;
+	}
+	if (progress != e->progress) {
+		e->progress = progress;
+		e->since_ms = now;
+		return false;
+	}
+	return now - e->since_ms >= PLANNER_STALL_MS;
+}
+
+/* p non-NULL: a registered source stalled past PLANNER_STALL_MS counts as
+ * done, and its id goes to *stalled (if not NULL). */
+static int count_sources(struct planner *p, const struct shard_map *m,
 			 const struct planner_input *in, bool ignore_progress,
-			 unsigned *total, unsigned *pending)
+			 unsigned *total, unsigned *pending,
+			 const char **stalled)
 {
 	bool *is_source;
 	unsigned i;
@@ -465,6 +520,13 @@ static int count_sources(const struct shard_map *m,
 		s = find_source(in, m->prev[i].id);
 		if (!ignore_progress && s != NULL && s->done)
 			continue;
+		if (!ignore_progress && p != NULL &&
+		    source_stalled(p, m->migration, m->prev[i].id,
+				   s != NULL ? s->progress : 0, in->now_ms)) {
+			if (stalled != NULL)
+				*stalled = m->prev[i].id;
+			continue;
+		}
 		(*pending)++;
 	}
 	free(is_source);
@@ -489,7 +551,7 @@ static int settle(struct planner *p, struct shard_map *m,
 		  struct planner_output *out)
 {
 	unsigned total, live;
-	int rc = count_sources(m, in, true, &total, &live);
+	int rc = count_sources(NULL, m, in, true, &total, &live, NULL);
 	size_t len;
 
 	if (rc < 0)
@@ -753,7 +815,8 @@ static int plan_in_flight(struct planner *p, const struct planner_input *in,
 		return plan_rollback(in, out);
 	if (old->phase == MAP_PHASE_PREPARE)
 		return plan_prepared(p, in, out);
-	rc = count_sources(old, in, false, NULL, &pending);
+	const char *stalled = NULL;
+	rc = count_sources(p, old, in, false, NULL, &pending, &stalled);
 	if (rc < 0)
 		return rc;
 	if (pending > 0) {
@@ -771,8 +834,15 @@ static int plan_in_flight(struct planner *p, const struct planner_input *in,
 	if (out->map == NULL)
 		return -ENOMEM;
 	out->migration_finished = mig;
-	snprintf(out->reason, sizeof(out->reason), "migration %llu finished",
-		 (unsigned long long)mig);
+	if (stalled != NULL)
+		snprintf(out->reason, sizeof(out->reason),
+			 "migration %llu finished (source %s made no progress "
+			 "for %u s: its unsent items are lost)",
+			 (unsigned long long)mig, stalled,
+			 PLANNER_STALL_MS / 1000);
+	else
+		snprintf(out->reason, sizeof(out->reason),
+			 "migration %llu finished", (unsigned long long)mig);
 	if (in->request != NULL)
 		say(out, PLANNER_REQ_DEFERRED, "migration %llu is finishing",
 		    (unsigned long long)mig);

@@ -28,6 +28,8 @@ struct planner_member {
 struct planner_source {
 	char id[MAP_ID_MAX];
 	bool done;
+	uint64_t progress;      /* keys sent + skipped: it grows while the
+	                           source works (see PLANNER_STALL_MS) */
 };
 
 enum planner_op {

@@ -994,6 +994,46 @@ static void test_prepare_waits_for_every_node(void **state)
 	map_unref(m);
 }
 
+/* A source that stays registered but makes no progress for 60 s no longer
+ * holds the migration: it counts as done, and the reason says so. */
+static void test_stalled_source_counts_as_done(void **state)
+{
+	struct world *w = *state;
+	struct shard_map *m = mkmap(3, "n1 n2 n3");
+	struct planner_request rq = req(PLANNER_OP_DRAIN, "n2", 0);
+	struct planner_output out;
+	struct shard_map *mig;
+	const uint64_t t0 = 1000000;
+
+	w->nmembers = mkmembers(w->members, "n1 n2 n3");
+	step(w, m, &rq, t0, &out);
+	mig = out.map;
+	assert_non_null(mig);
+	to_moving(w, &mig, t0 + 10);
+
+	/* n2 (the only source of its drain) reports, then progresses. */
+	w->nsources = mksources(w->sources, "n2", false);
+	w->sources[0].progress = 5;
+	step(w, mig, NULL, t0 + 20, &out);
+	assert_null(out.map);
+	step(w, mig, NULL, t0 + 30000, &out);
+	assert_null(out.map);
+	w->sources[0].progress = 6;
+	step(w, mig, NULL, t0 + 40000, &out);
+	assert_null(out.map);
+	/* 59.9 s without progress: still waiting; 60 s: done. */
+	step(w, mig, NULL, t0 + 40000 + 59900, &out);
+	assert_null(out.map);
+	step(w, mig, NULL, t0 + 40000 + 60000, &out);
+	assert_non_null(out.map);
+	assert_int_equal(out.map->migration, 0);
+	assert_int_equal(out.migration_finished, mig->migration);
+	assert_non_null(strstr(out.reason, "source n2 made no progress"));
+	map_unref(out.map);
+	map_unref(mig);
+	map_unref(m);
+}
+
 static void test_several_joins_one_migration(void **state)
 {
 	struct world *w = *state;
@@ -1105,6 +1145,7 @@ int main(void)
 		T(test_return_resets_grace),
 		T(test_death_during_migration_waits),
 		T(test_prepare_waits_for_every_node),
+		T(test_stalled_source_counts_as_done),
 		T(test_several_joins_one_migration),
 		T(test_address_change),
 		T(test_unsorted_input),
