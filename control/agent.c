@@ -616,12 +616,56 @@ static void agent_gather_free(struct agent_gather *g)
 	memset(g, 0, sizeof(*g));
 }
 
-static int agent_gather_members(struct agent *a, struct agent_gather *g)
+/* Takes one child znode's (name, data); false if it is malformed. */
+typedef bool (*agent_child_fn)(void *arg, const char *name, const char *data,
+			       size_t len);
+
+/*
+ * Reads every child of 'dir' listed in 'c' and hands each to 'take'. A
+ * child that left meanwhile is skipped; a malformed one is counted. 0, or
+ * the first ZooKeeper error.
+ */
+static int agent_read_children(struct agent *a, const char *dir,
+			       const struct zk_children *c, agent_child_fn take,
+			       void *arg)
 {
-	char dir[AGENT_PATH_MAX], path[AGENT_PATH_MAX];
-	struct zk_children c;
+	char path[AGENT_PATH_MAX];
 	char *data;
 	size_t len;
+	int rc;
+
+	for (unsigned i = 0; i < c->count; i++) {
+		if (agent_join(path, sizeof(path), dir, c->names[i]) < 0) {
+			agent_count_bad(a);
+			continue;
+		}
+		rc = zk_get(a->zk, path, false, &data, &len, NULL);
+		if (rc == -ENOENT)
+			continue;              /* left meanwhile */
+		if (rc < 0)
+			return rc;
+		if (!take(arg, c->names[i], data, len))
+			agent_count_bad(a);
+		free(data);
+	}
+	return 0;
+}
+
+static bool agent_take_member(void *arg, const char *name, const char *data,
+			      size_t len)
+{
+	struct agent_gather *g = arg;
+
+	if (!agent_parse_member(name, data, len, &g->members[g->nmembers]))
+		return false;
+	g->nmembers++;
+	return true;
+}
+
+static int agent_gather_members(struct agent *a, struct agent_gather *g)
+{
+	char dir[AGENT_PATH_MAX];
+	struct zk_children c;
 	int rc;
 
 	agent_path(a, dir, sizeof(dir), "%s/nodes", NULL);
@@ -629,31 +673,10 @@ static int agent_gather_members(struct agent *a, struct agent_gather *g)
 	if (rc < 0)
 		return rc;
 	g->members = calloc(c.count ? c.count : 1, sizeof(*g->members));
-	if (!g->members) {
-		zk_free_children(&c);
-		return -ENOMEM;
-	}
-	for (unsigned i = 0; i < c.count; i++) {
-		if (agent_join(path, sizeof(path), dir, c.names[i]) < 0) {
-			agent_count_bad(a);
-			continue;
-		}
-		rc = zk_get(a->zk, path, false, &data, &len, NULL);
-		if (rc == -ENOENT)
-			continue;              /* left meanwhile */
-		if (rc < 0) {
-			zk_free_children(&c);
-			return rc;
-		}
-		if (agent_parse_member(c.names[i], data, len,
-				       &g->members[g->nmembers]))
-			g->nmembers++;
-		else
-			agent_count_bad(a);
-		free(data);
-	}
+	rc = g->members ? agent_read_children(a, dir, &c, agent_take_member, g)
+			: -ENOMEM;
 	zk_free_children(&c);
-	return 0;
+	return rc;
 }
 
 /* Creates or rewrites ROOT/migrations/<n> with the fields given (others
@@ -691,13 +714,36 @@ static int agent_write_migration(struct agent *a, uint64_t n, json_t *fields)
 	return rc;
 }
 
+/* A source's progress record for the migration in flight. */
+static bool agent_take_source(void *arg, const char *name, const char *data,
+			      size_t len)
+{
+	struct agent_gather *g = arg;
+	struct planner_source *src = &g->sources[g->nsources];
+	json_t *o;
+
+	if (!map_id_valid(name) || strlen(name) >= MAP_ID_MAX)
+		return false;
+	o = json_loadb(data, len, 0, NULL);
+	if (!o || !json_is_object(o)) {
+		json_decref(o);
+		return false;
+	}
+	strcpy(src->id, name);
+	src->done = json_is_true(json_object_get(o, "done"));
+	/* keys sent + skipped: the planner's stall clock watches it */
+	src->progress =
+		(uint64_t)json_integer_value(json_object_get(o, "keys_sent")) +
+		(uint64_t)json_integer_value(json_object_get(o, "keys_skipped"));
+	g->nsources++;
+	json_decref(o);
+	return true;
+}
+
 static int agent_gather_sources(struct agent *a, struct agent_gather *g)
 {
-	char dir[AGENT_PATH_MAX], path[AGENT_PATH_MAX], num[24];
+	char dir[AGENT_PATH_MAX], num[24];
 	struct zk_children c;
-	json_t *o;
-	char *data;
-	size_t len;
 	int rc;
 
 	snprintf(num, sizeof(num), "%" PRIu64, g->map->migration);
@@ -720,42 +766,10 @@ static int agent_gather_sources(struct agent *a, struct agent_gather *g)
 	if (rc < 0)
 		return rc;
 	g->sources = calloc(c.count ? c.count : 1, sizeof(*g->sources));
-	if (!g->sources) {
-		zk_free_children(&c);
-		return -ENOMEM;
-	}
-	for (unsigned i = 0; i < c.count; i++) {
-		if (agent_join(path, sizeof(path), dir, c.names[i]) < 0) {
-			agent_count_bad(a);
-			continue;
-		}
-		rc = zk_get(a->zk, path, false, &data, &len, NULL);
-		if (rc == -ENOENT)
-			continue;
-		if (rc < 0) {
-			zk_free_children(&c);
-			return rc;
-		}
-		o = json_loadb(data, len, 0, NULL);
-		free(data);
-		if (!o || !json_is_object(o) || !map_id_valid(c.names[i]) ||
-		    strlen(c.names[i]) >= MAP_ID_MAX) {
-			json_decref(o);
-			agent_count_bad(a);
-			continue;
-		}
-		strcpy(g->sources[g->nsources].id, c.names[i]);
-		g->sources[g->nsources].done =
-			json_is_true(json_object_get(o, "done"));
-		/* keys sent + skipped: the planner's stall clock watches it */
-		g->sources[g->nsources].progress =
-			(uint64_t)json_integer_value(json_object_get(o, "keys_sent")) +
-			(uint64_t)json_integer_value(json_object_get(o, "keys_skipped"));
-		g->nsources++;
-		json_decref(o);
-	}
+	rc = g->sources ? agent_read_children(a, dir, &c, agent_take_source, g)
+			: -ENOMEM;
 	zk_free_children(&c);
-	return 0;
+	return rc;
 }
 
 /* Rewrites a request znode: its fields plus status (and error, message,
