@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 #include <urcu-qsbr.h>
 
 #include "replication/ring.h"
@@ -48,6 +50,7 @@ struct cluster_worker {
 	struct cache_thread *ct;
 	struct fwd *fwd;                  /* 'dpc_peer <self> fwd' links */
 	struct fwd *fwd_final;            /* 'dpc_peer <self> final' links */
+	int epfd;                         /* holds both forwarders' fds */
 	struct cluster_worker_stats stats;
 };
 
@@ -180,6 +183,15 @@ static inline uint64_t fresh_key(uint64_t hash, uint64_t migration)
 
 /* ---- per serving thread ------------------------------------------------- */
 
+/* Level-triggered, like the forwarders' own epoll sets. */
+static int epoll_add_in(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	ev.data.fd = fd;
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
 struct cluster_worker *cluster_worker_create(struct cluster *c,
 					     struct cache_thread *ct)
 {
@@ -190,7 +202,12 @@ struct cluster_worker *cluster_worker_create(struct cluster *c,
 	cw->ct = ct;
 	cw->fwd = fwd_create(&c->fwd_cfg);
 	cw->fwd_final = fwd_create(&c->fwd_final_cfg);
-	if (cw->fwd == NULL || cw->fwd_final == NULL) {
+	cw->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (cw->fwd == NULL || cw->fwd_final == NULL || cw->epfd < 0 ||
+	    epoll_add_in(cw->epfd, fwd_fd(cw->fwd)) != 0 ||
+	    epoll_add_in(cw->epfd, fwd_fd(cw->fwd_final)) != 0) {
+		if (cw->epfd >= 0)
+			close(cw->epfd);
 		fwd_destroy(&cw->fwd);
 		fwd_destroy(&cw->fwd_final);
 		free(cw);
@@ -199,6 +216,7 @@ struct cluster_worker *cluster_worker_create(struct cluster *c,
 	pthread_mutex_lock(&c->lock);
 	if (c->nworkers == CLUSTER_MAX_WORKERS) {
 		pthread_mutex_unlock(&c->lock);
+		close(cw->epfd);
 		fwd_destroy(&cw->fwd);
 		fwd_destroy(&cw->fwd_final);
 		free(cw);
@@ -225,19 +243,37 @@ void cluster_worker_destroy(struct cluster_worker **cwp)
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
+	close(cw->epfd);
 	fwd_destroy(&cw->fwd);
 	fwd_destroy(&cw->fwd_final);
 	free(cw);
 }
 
-struct fwd *cluster_worker_fwd(struct cluster_worker *cw)
+int cluster_worker_fd(const struct cluster_worker *cw)
 {
-	return cw->fwd;
+	return cw->epfd;
 }
 
-struct fwd *cluster_worker_fwd_final(struct cluster_worker *cw)
+bool cluster_worker_busy(const struct cluster_worker *cw)
 {
-	return cw->fwd_final;
+	return fwd_busy(cw->fwd) || fwd_busy(cw->fwd_final);
+}
+
+int cluster_worker_timeout_ms(const struct cluster_worker *cw, uint64_t now_ms)
+{
+	int t = fwd_timeout_ms(cw->fwd, now_ms);
+	int t2 = fwd_timeout_ms(cw->fwd_final, now_ms);
+
+	return t2 >= 0 && (t < 0 || t2 < t) ? t2 : t;
+}
+
+void cluster_worker_poll(struct cluster_worker *cw, uint64_t now_ms,
+			 bool fd_ready)
+{
+	if (fd_ready || fwd_busy(cw->fwd))
+		fwd_poll(cw->fwd, now_ms);
+	if (fd_ready || fwd_busy(cw->fwd_final))
+		fwd_poll(cw->fwd_final, now_ms);
 }
 
 static void route_to(struct cluster_route *r, enum cluster_action a,

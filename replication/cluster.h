@@ -52,12 +52,26 @@ const char *cluster_self_id(const struct cluster *c);
 struct cluster_worker *cluster_worker_create(struct cluster *c,
 					     struct cache_thread *ct);
 void cluster_worker_destroy(struct cluster_worker **cw);
-/* The thread's two forwarders (their fds go into the loop's epoll): 'fwd'
- * connections say 'dpc_peer <self> fwd' (the peer may pass the request on
- * once, if its map is newer than ours), 'final' connections say
- * 'dpc_peer <self> final' (the peer runs it: second hops and pulls). */
-struct fwd *cluster_worker_fwd(struct cluster_worker *cw);
-struct fwd *cluster_worker_fwd_final(struct cluster_worker *cw);
+/*
+ * The thread's two forwarders: 'fwd' connections say 'dpc_peer <self> fwd'
+ * (the peer may pass the request on once, if its map is newer than ours),
+ * 'final' connections say 'dpc_peer <self> final' (the peer runs it: second
+ * hops and pulls). A serving loop drives both through these four calls:
+ *   cluster_worker_fd       one epoll fd (it holds both forwarders'),
+ *                           readable when either has work: for the kernel
+ *                           backend's epoll;
+ *   cluster_worker_busy     anything queued, in flight or connecting;
+ *   cluster_worker_timeout_ms  ms to the earliest deadline, -1 for none;
+ *   cluster_worker_poll     does the I/O of every forwarder that is busy, or
+ *                           of both when fd_ready (a peer may close an idle
+ *                           link: its fd stays readable until polled).
+ * Answers wake their sessions from inside cluster_worker_poll.
+ */
+int cluster_worker_fd(const struct cluster_worker *cw);
+bool cluster_worker_busy(const struct cluster_worker *cw);
+int cluster_worker_timeout_ms(const struct cluster_worker *cw, uint64_t now_ms);
+void cluster_worker_poll(struct cluster_worker *cw, uint64_t now_ms,
+			 bool fd_ready);
 
 enum cluster_op {
 	CLUSTER_OP_READ = 0,   /* get/gets/gat/touch/mg/meta no-op reads */
@@ -77,7 +91,7 @@ enum cluster_action {
 };
 
 /* Where a request came from: a client, or a peer's connection of either
- * role (see cluster_worker_fwd). */
+ * role (see cluster_worker_fd). */
 enum cluster_from {
 	CLUSTER_FROM_CLIENT = 0,
 	CLUSTER_FROM_PEER,       /* 'fwd': may go one hop further */

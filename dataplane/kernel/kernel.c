@@ -82,8 +82,7 @@ static const char too_many_conns[] = "ERROR Too many open connections\r\n";
 /* ---- data structures ---------------------------------------------------- */
 
 /* What an epoll event points at: the first member of each source. */
-enum src_kind { SRC_CONN, SRC_LISTEN, SRC_UDP, SRC_WAKE, SRC_FWD,
-		SRC_FWD_FINAL };
+enum src_kind { SRC_CONN, SRC_LISTEN, SRC_UDP, SRC_WAKE, SRC_FWD };
 
 struct src {
 	enum src_kind kind;
@@ -132,11 +131,9 @@ struct kworker {
 	bool started;
 	int start_err;                /* set by the thread before it posts */
 	int epfd, lfd, ufd, wakefd, sparefd;
-	struct src listen_src, udp_src, wake_src, fwd_src, fwd_final_src;
+	struct src listen_src, udp_src, wake_src, fwd_src;
 	struct mc_worker *mw;
-	struct cluster_worker *cw;    /* cluster node: routing + forwarder */
-	struct fwd *fwd;              /* cw's forwarders, or NULL */
-	struct fwd *fwd_final;
+	struct cluster_worker *cw;    /* cluster node: routing + forwarders, or NULL */
 	struct cache_thread *ct;
 	struct kudp *udp;
 	struct kconn *ready;          /* connections with work left */
@@ -675,16 +672,12 @@ static void worker_loop(struct kworker *kw)
 
 	while (!__atomic_load_n(&kw->k->stopping, __ATOMIC_ACQUIRE)) {
 		int timeout = kw->ready ? 0 : -1;
-		bool fwd_ready = false, fwd_final_ready = false;
+		bool fwd_ready = false;
 		int n;
 
-		if (kw->fwd != NULL && timeout != 0) {
+		if (kw->cw != NULL && timeout != 0) {
 			/* Wake for the forwarders' next deadline. */
-			uint64_t now = monotonic_ms();
-			int t = fwd_timeout_ms(kw->fwd, now);
-			int t2 = fwd_timeout_ms(kw->fwd_final, now);
-			if (t2 >= 0 && (t < 0 || t2 < t))
-				t = t2;
+			int t = cluster_worker_timeout_ms(kw->cw, monotonic_ms());
 			if (t >= 0)
 				timeout = t;
 		}
@@ -724,17 +717,11 @@ static void worker_loop(struct kworker *kw)
 				 * fd stays readable until fwd_poll runs. */
 				fwd_ready = true;
 				break;
-			case SRC_FWD_FINAL:
-				fwd_final_ready = true;
-				break;
 			}
 		}
 		/* Answers from other nodes wake their sessions (ready list). */
-		if (kw->fwd != NULL && (fwd_ready || fwd_busy(kw->fwd)))
-			fwd_poll(kw->fwd, monotonic_ms());
-		if (kw->fwd_final != NULL &&
-		    (fwd_final_ready || fwd_busy(kw->fwd_final)))
-			fwd_poll(kw->fwd_final, monotonic_ms());
+		if (kw->cw != NULL && (fwd_ready || cluster_worker_busy(kw->cw)))
+			cluster_worker_poll(kw->cw, monotonic_ms(), fwd_ready);
 		ready_run(kw);
 	}
 }
@@ -746,14 +733,8 @@ static int worker_join_cluster(struct kworker *kw)
 	kw->cw = cluster_worker_create(kw->k->cfg.cluster, kw->ct);
 	if (kw->cw == NULL)
 		return -1;
-	kw->fwd = cluster_worker_fwd(kw->cw);
-	kw->fwd_final = cluster_worker_fwd_final(kw->cw);
 	kw->fwd_src.kind = SRC_FWD;
-	kw->fwd_final_src.kind = SRC_FWD_FINAL;
-	if (epoll_add(kw->epfd, fwd_fd(kw->fwd), &kw->fwd_src) != 0 ||
-	    epoll_add(kw->epfd, fwd_fd(kw->fwd_final), &kw->fwd_final_src) != 0) {
-		kw->fwd = NULL;
-		kw->fwd_final = NULL;
+	if (epoll_add(kw->epfd, cluster_worker_fd(kw->cw), &kw->fwd_src) != 0) {
 		cluster_worker_destroy(&kw->cw);
 		return -1;
 	}
@@ -796,8 +777,6 @@ static void *worker_main(void *arg)
 		mc_buf_deinit(&kw->udp->out);
 	/* After the sessions: closing one cancels its forwarded request. */
 	mc_worker_set_cluster(kw->mw, NULL);
-	kw->fwd = NULL;
-	kw->fwd_final = NULL;
 	cluster_worker_destroy(&kw->cw);
 	mc_worker_destroy(&kw->mw);
 	kw->ct = NULL;

@@ -95,8 +95,6 @@ struct dp_serve {
 	bool in_poll;                 /* dp_serve_poll is walking a batch */
 	struct mc_buf udp_out;
 	struct cluster_worker *cw;    /* cluster node, else NULL */
-	struct fwd *fwd;              /* cw's forwarders */
-	struct fwd *fwd_final;
 };
 
 /* Single writer (this lcore); other lcores read for stats. */
@@ -484,8 +482,6 @@ struct dp_serve *dp_serve_create(struct dp_serve_shared *sh,
 			free(sv);
 			return NULL;
 		}
-		sv->fwd = cluster_worker_fwd(sv->cw);
-		sv->fwd_final = cluster_worker_fwd_final(sv->cw);
 		mc_worker_set_cluster(sv->mw, sv->cw);
 	}
 	return sv;
@@ -509,17 +505,14 @@ void dp_serve_poll(struct dp_serve *sv)
 	 * list, for the next iteration. A batch member closed meanwhile (should
 	 * a tcp_* call report a close at once) is only marked dead by
 	 * serve_closed() and freed here. */
-	if (sv->fwd != NULL &&
-	    (fwd_busy(sv->fwd) || fwd_busy(sv->fwd_final))) {
-		/* Answers wake their sessions onto the ready list. */
+	if (sv->cw != NULL && cluster_worker_busy(sv->cw)) {
+		/* Answers wake their sessions onto the ready list. An idle
+		 * link a peer closed is noticed by the next request on it. */
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-		uint64_t now = (uint64_t)ts.tv_sec * 1000u +
-			       (uint64_t)ts.tv_nsec / 1000000u;
-		if (fwd_busy(sv->fwd))
-			fwd_poll(sv->fwd, now);
-		if (fwd_busy(sv->fwd_final))
-			fwd_poll(sv->fwd_final, now);
+		cluster_worker_poll(sv->cw, (uint64_t)ts.tv_sec * 1000u +
+					    (uint64_t)ts.tv_nsec / 1000000u,
+				    false);
 		batch = sv->ready;
 	}
 	sv->ready = NULL;
@@ -539,8 +532,7 @@ void dp_serve_poll(struct dp_serve *sv)
 bool dp_serve_busy(const struct dp_serve *sv)
 {
 	return sv->ready != NULL ||
-	       (sv->fwd != NULL &&
-		(fwd_busy(sv->fwd) || fwd_busy(sv->fwd_final)));
+	       (sv->cw != NULL && cluster_worker_busy(sv->cw));
 }
 
 void dp_serve_abort_all(struct dp_serve *sv)
@@ -573,8 +565,6 @@ void dp_serve_destroy(struct dp_serve **svp)
 	mc_buf_deinit(&sv->udp_out);
 	if (sv->mw != NULL)
 		mc_worker_set_cluster(sv->mw, NULL);
-	sv->fwd = NULL;
-	sv->fwd_final = NULL;
 	cluster_worker_destroy(&sv->cw);
 	mc_worker_destroy(&sv->mw);
 	free(sv);
