@@ -26,6 +26,19 @@
  * throughout; watches only wake the main thread (a condition variable),
  * which then re-reads.
  *
+ * 'hotkeys' reads what the nodes' hot-key threads (control/hotctl.c) keep in
+ * ZooKeeper: ROOT/hot/set, the leader's replicated set, and
+ * ROOT/hot/reports/<id>, each node's load and hottest keys, both parsed by
+ * replication/hotset.c (the same strict parsers the nodes use, so the CLI
+ * never shows a document the cluster would refuse). The cluster-wide rate
+ * of a key is the sum over the reports read now, not the figure the leader
+ * stored when it chose the key: the set is rewritten only when its content
+ * changes, so its rates age. A malformed set is an error (there is nothing
+ * right to show); a malformed report is left out with a warning and exit 1,
+ * like an unreachable node in 'stats'. 'hotkeys --format=routes' turns the
+ * set into a route table for clients that hash keys themselves: only the
+ * set and the map, so it works while reports are missing or malformed.
+ *
  * Exit codes: 0 done, 1 rejected or error, 2 usage, 3 ZooKeeper unreachable,
  * 4 timed out waiting.
  */
@@ -49,12 +62,14 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <nettle/base64.h>
 /* The multi-threaded client's synchronous API (zoo_get, ...). */
 #ifndef THREADED
 #define THREADED
 #endif
 #include <zookeeper/zookeeper.h>
 
+#include "replication/hotset.h"
 #include "replication/map.h"
 #include "replication/ring.h"
 
@@ -69,6 +84,7 @@ enum {
 #define CTL_PATH_MAX 512
 #define CTL_ZNODE_MAX (1024 * 1024)     /* ZooKeeper's default jute.maxbuffer */
 #define CTL_STATS_MAX (1024 * 1024)     /* bytes read from one node's stats */
+#define CTL_HOT_UNREPLICATED_MAX 20     /* 'hotkeys': hot keys not in the set */
 
 struct ctl {
 	zhandle_t *zh;
@@ -79,6 +95,7 @@ struct ctl {
 	double timeout_s;
 	double wait_timeout_s;       /* 0: wait as long as it takes */
 	const char *format;
+	const char *node;            /* hotkeys --node */
 	/* The ZooKeeper thread's watchers only bump 'events' and signal. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -134,6 +151,25 @@ static void usage(FILE *f)
 "                       the shard map; libmemcached: the client server list\n"
 "                       \"host:port:weight,...\" (memcached_servers_parse, pylibmc)\n"
 "  stats [ID]           counters from each node's 'stats' and 'stats cluster'\n"
+"  hotkeys [--node ID]  the replicated hot keys (KEY READS/S WRITES/S OWNER\n"
+"                       REPLICAS; rates summed over the nodes' latest reports)\n"
+"                       and the %d hottest keys not replicated; --node ID: that\n"
+"                       node's report (its load, KEY READS/S WRITES/S\n"
+"                       REPLICATED). Keys as is when printable ASCII without\n"
+"                       spaces, else b64:BASE64\n"
+"  hotkeys --format=text|routes\n"
+"                       routes: the route table for clients that hash keys\n"
+"                       to servers themselves (ketama). After a first line\n"
+"                       \"# dpcache hot-key routes: set version V, map epoch E\"\n"
+"                       (V: the set's, 0 when none; E: the current map's),\n"
+"                       one line per replicated key: \"KEY ADDR ADDR ...\",\n"
+"                       host:port of the owner first, then of each replica in\n"
+"                       the current map. Send the key's reads to any of them\n"
+"                       (each holds a copy), its writes to the first. A key\n"
+"                       whose owner in the set is not its owner in the map\n"
+"                       now is left out (route it as usual). With --json:\n"
+"                       {\"version\":V,\"epoch\":E,\"routes\":[{\"key\":..,\n"
+"                       \"key_b64\":..,\"servers\":[..]}]}\n"
 "Changes (sent to the leader as a request; waits for the result):\n"
 "  add ID | remove ID | drain ID | weight ID W | rebalance\n"
 "  wait [N]             wait for migration N (default: the one in flight)\n"
@@ -149,7 +185,7 @@ static void usage(FILE *f)
 "  --detach             return once the leader started the migration\n"
 "\n"
 "Exit: 0 done, 1 rejected or error, 2 usage, 3 ZooKeeper unreachable,\n"
-"      4 timed out.\n");
+"      4 timed out.\n", CTL_HOT_UNREPLICATED_MAX);
 }
 
 static void die_usage(const char *fmt, ...)
@@ -1867,6 +1903,648 @@ static int cmd_stats(struct ctl *c, const char *only)
 }
 
 /* ------------------------------------------------------------------ */
+/* hotkeys                                                             */
+
+/* "b64:" + base64 of the longest key + NUL */
+#define CTL_KEY_TEXT_MAX (4 + BASE64_ENCODE_RAW_LENGTH(CACHE_KEY_MAX) + 1)
+
+/* The standard, padded base64 of a key into out (at least
+ * BASE64_ENCODE_RAW_LENGTH(CACHE_KEY_MAX) + 1 bytes). */
+static void key_b64(const char *key, size_t nkey, char *out)
+{
+	if (nkey > CACHE_KEY_MAX)
+		nkey = CACHE_KEY_MAX;
+	base64_encode_raw(out, nkey, (const uint8_t *)key);
+	out[BASE64_ENCODE_RAW_LENGTH(nkey)] = '\0';
+}
+
+/* The key as an operator reads it: as is when it is printable ASCII without
+ * spaces (the form 'stats hotkeys' uses), else "b64:<base64>". */
+static void key_text(const char *key, size_t nkey, char *out, size_t n)
+{
+	bool plain = nkey > 0 && nkey <= CACHE_KEY_MAX;
+	char b64[BASE64_ENCODE_RAW_LENGTH(CACHE_KEY_MAX) + 1];
+
+	for (size_t i = 0; plain && i < nkey; i++)
+		plain = key[i] > ' ' && key[i] < 0x7f;     /* char may be signed */
+	if (plain) {
+		snprintf(out, n, "%.*s", (int)nkey, key);
+		return;
+	}
+	key_b64(key, nkey, b64);
+	snprintf(out, n, "b64:%s", b64);
+}
+
+static json_t *key_b64_json(const char *key, size_t nkey)
+{
+	char b64[BASE64_ENCODE_RAW_LENGTH(CACHE_KEY_MAX) + 1];
+
+	key_b64(key, nkey, b64);
+	return json_string(b64);
+}
+
+/* One key's rates summed over the nodes' reports. */
+struct ctl_hot_key {
+	double reads, writes;
+	unsigned nodes;              /* reports that name it */
+	uint8_t nkey;
+	char key[CACHE_KEY_MAX];
+};
+
+/* What 'hotkeys' read from ZooKeeper. */
+struct ctl_hot {
+	struct hot_set *set;         /* NULL: none published yet */
+	struct hot_report **reports; /* the well-formed ones, sorted by node */
+	unsigned nreports;
+	unsigned bad_reports;        /* malformed: warned about, left out */
+	struct ctl_hot_key *keys;    /* merged over reports, sorted by key */
+	unsigned nkeys;
+};
+
+static void ctl_hot_free(struct ctl_hot *h)
+{
+	hot_set_free(&h->set);
+	for (unsigned i = 0; i < h->nreports; i++)
+		hot_report_free(&h->reports[i]);
+	free(h->reports);
+	free(h->keys);
+	memset(h, 0, sizeof(*h));
+}
+
+static int cmp_key_bytes(const char *a, size_t na, const char *b, size_t nb)
+{
+	int r = memcmp(a, b, na < nb ? na : nb);
+
+	return r ? r : (na > nb) - (na < nb);
+}
+
+static int cmp_hot_key(const void *a, const void *b)
+{
+	const struct ctl_hot_key *x = a, *y = b;
+
+	return cmp_key_bytes(x->key, x->nkey, y->key, y->nkey);
+}
+
+static int cmp_report(const void *a, const void *b)
+{
+	return strcmp((*(struct hot_report *const *)a)->node,
+		      (*(struct hot_report *const *)b)->node);
+}
+
+/* By reads, then writes, descending; ties by key, so the order is stable
+ * from one run to the next. */
+static int cmp_hot_key_rate(const void *a, const void *b)
+{
+	const struct ctl_hot_key *x = a, *y = b;
+
+	if (x->reads != y->reads)
+		return x->reads < y->reads ? 1 : -1;
+	if (x->writes != y->writes)
+		return x->writes < y->writes ? 1 : -1;
+	return cmp_hot_key(a, b);
+}
+
+static const struct ctl_hot_key *hot_lookup(const struct ctl_hot *h,
+					    const char *key, size_t nkey)
+{
+	struct ctl_hot_key k = { .nkey = (uint8_t)nkey };
+
+	if (!h->nkeys || nkey > CACHE_KEY_MAX)
+		return NULL;
+	memcpy(k.key, key, nkey);
+	return bsearch(&k, h->keys, h->nkeys, sizeof(k), cmp_hot_key);
+}
+
+/* Sums every report's keys into h->keys (sorted by key, one entry a key).
+ * 0 or -ENOMEM. */
+static int ctl_hot_merge(struct ctl_hot *h)
+{
+	size_t total = 0, k = 0;
+
+	for (unsigned i = 0; i < h->nreports; i++)
+		total += h->reports[i]->nkeys;
+	if (!total)
+		return 0;
+	h->keys = calloc(total, sizeof(*h->keys));
+	if (!h->keys)
+		return -ENOMEM;
+	for (unsigned i = 0; i < h->nreports; i++) {
+		const struct hot_report *r = h->reports[i];
+
+		for (unsigned j = 0; j < r->nkeys; j++) {
+			struct ctl_hot_key *d = &h->keys[k++];
+
+			d->nkey = r->keys[j].nkey;
+			memcpy(d->key, r->keys[j].key, d->nkey);
+			d->reads = r->keys[j].reads;
+			d->writes = r->keys[j].writes;
+			d->nodes = 1;
+		}
+	}
+	qsort(h->keys, k, sizeof(*h->keys), cmp_hot_key);
+	/* fold runs of one key into their first entry */
+	h->nkeys = 0;
+	for (size_t i = 0; i < k; i++) {
+		struct ctl_hot_key *last = h->nkeys ? &h->keys[h->nkeys - 1] : NULL;
+
+		if (last && cmp_hot_key(last, &h->keys[i]) == 0) {
+			last->reads += h->keys[i].reads;
+			last->writes += h->keys[i].writes;
+			last->nodes++;
+		} else {
+			h->keys[h->nkeys++] = h->keys[i];
+		}
+	}
+	return 0;
+}
+
+/* Reads and parses ROOT/hot/reports/<id>. ZOK with *out set (NULL when the
+ * report is malformed, reason in err), ZNONODE, or another ZooKeeper
+ * error. A report that names another node than its znode is malformed. */
+static int ctl_hot_report(struct ctl *c, const char *id,
+			  struct hot_report **out, char *err, size_t errlen)
+{
+	char path[CTL_PATH_MAX], *data;
+	struct Stat st;
+	int rc;
+
+	*out = NULL;
+	ctl_path(c, path, sizeof(path), "hot/reports/%s", id);
+	rc = ctl_get(c, path, false, &data, &st);
+	if (rc != ZOK)
+		return rc;
+	if (hot_report_parse(data, strlen(data), out, err, errlen) == 0 &&
+	    strcmp((*out)->node, id) != 0) {
+		snprintf(err, errlen, "it names node '%s'", (*out)->node);
+		hot_report_free(out);
+	}
+	free(data);
+	return ZOK;
+}
+
+/*
+ * Loads ROOT/hot/set into *out (NULL when none is published yet). 0 or an
+ * exit code (the message printed): a malformed set is an error, as there is
+ * nothing right to show.
+ */
+static int ctl_hot_load_set(struct ctl *c, struct hot_set **out)
+{
+	char path[CTL_PATH_MAX], err[256] = "", *data = NULL;
+	struct Stat st;
+	int rc;
+
+	*out = NULL;
+	ctl_path(c, path, sizeof(path), "hot/set");
+	rc = ctl_get(c, path, false, &data, &st);
+	if (rc == ZNONODE)
+		return 0;
+	if (rc != ZOK)
+		return ctl_zk_error(rc, "reading", path);
+	rc = hot_set_parse(data, strlen(data), out, err, sizeof(err));
+	free(data);
+	if (rc < 0) {
+		*out = NULL;
+		return ctl_fail(CTL_EXIT_ERR, "bad hot-key set in %s: %s",
+				path, err[0] ? err : strerror(-rc));
+	}
+	return 0;
+}
+
+/*
+ * Loads ROOT/hot/set and the reports (only 'only''s when given). 0 or an
+ * exit code (the message printed): a malformed set is an error (see
+ * ctl_hot_load_set); a malformed report of another node is warned
+ * about and left out (counted in bad_reports); 'only''s is an error.
+ */
+static int ctl_hot_load(struct ctl *c, const char *only, struct ctl_hot *h)
+{
+	char path[CTL_PATH_MAX], err[256] = "";
+	struct String_vector sv = { 0 };
+	int rc;
+
+	memset(h, 0, sizeof(*h));
+	rc = ctl_hot_load_set(c, &h->set);
+	if (rc)
+		return rc;
+
+	if (only) {
+		sv.data = malloc(sizeof(*sv.data));
+		if (!sv.data || !(sv.data[0] = strdup(only))) {
+			free(sv.data);
+			ctl_hot_free(h);
+			return ctl_fail(CTL_EXIT_ERR, "out of memory");
+		}
+		sv.count = 1;
+	} else {
+		ctl_path(c, path, sizeof(path), "hot/reports");
+		rc = ctl_children(c, path, &sv);
+		if (rc != ZOK && rc != ZNONODE) {
+			ctl_hot_free(h);
+			return ctl_zk_error(rc, "listing", path);
+		}
+	}
+	h->reports = calloc((size_t)sv.count + 1, sizeof(*h->reports));
+	if (!h->reports) {
+		deallocate_String_vector(&sv);
+		ctl_hot_free(h);
+		return ctl_fail(CTL_EXIT_ERR, "out of memory");
+	}
+	for (int i = 0; i < sv.count; i++) {
+		struct hot_report *r;
+
+		err[0] = '\0';
+		ctl_path(c, path, sizeof(path), "hot/reports/%s", sv.data[i]);
+		rc = ctl_hot_report(c, sv.data[i], &r, err, sizeof(err));
+		if (rc == ZNONODE)
+			continue;      /* gone since the listing: not reporting */
+		if (rc != ZOK) {
+			deallocate_String_vector(&sv);
+			ctl_hot_free(h);
+			return ctl_zk_error(rc, "reading", path);
+		}
+		if (!r) {
+			if (only) {
+				deallocate_String_vector(&sv);
+				ctl_hot_free(h);
+				return ctl_fail(CTL_EXIT_ERR, "bad hot-key report "
+						"in %s: %s", path, err);
+			}
+			fprintf(stderr, "dpcachectl: bad hot-key report in %s: "
+				"%s (left out)\n", path, err);
+			h->bad_reports++;
+			continue;
+		}
+		h->reports[h->nreports++] = r;
+	}
+	deallocate_String_vector(&sv);
+	qsort(h->reports, h->nreports, sizeof(*h->reports), cmp_report);
+	if (ctl_hot_merge(h) < 0) {
+		ctl_hot_free(h);
+		return ctl_fail(CTL_EXIT_ERR, "out of memory");
+	}
+	return 0;
+}
+
+static void fmt_rate(double r, char *out, size_t n)
+{
+	snprintf(out, n, "%.1f", r);
+}
+
+/* "a,b,c" or "-". */
+static void replicas_text(const struct hot_set_key *k, char *out, size_t n)
+{
+	size_t len = 0;
+
+	out[0] = '\0';
+	for (unsigned i = 0; i < k->nreplicas && len < n; i++)
+		len += (size_t)snprintf(out + len, n - len, "%s%s", i ? "," : "",
+					k->replicas[i]);
+	if (!k->nreplicas)
+		snprintf(out, n, "-");
+}
+
+/* The key's owner in the current map, "" without a map. */
+static const char *map_owner_id(const struct shard_map *m, const char *key,
+				size_t nkey)
+{
+	const struct map_node *o = m ? map_owner(m, ring_hash(key, nkey)) : NULL;
+
+	return o ? o->id : "";
+}
+
+/* --node ID: that node's report. */
+static int hotkeys_node(struct ctl *c, const struct ctl_view *v,
+			const struct ctl_hot *h, const char *id)
+{
+	const struct hot_report *r;
+	struct ctl_table t = { .ncols = 4 };
+	struct hot_rate *keys;
+	json_t *arr;
+
+	if (!h->nreports) {
+		if (!view_known(v, id))
+			return fail_unknown(v, id);
+		return ctl_fail(CTL_EXIT_ERR, "no hot-key report from %s in "
+				"%s/hot/reports (node down, or not reporting yet)",
+				id, c->root);
+	}
+	r = h->reports[0];
+	/* reads desc, as hot_table_top wrote them; sorted again so a report
+	 * from another writer reads the same */
+	keys = calloc((size_t)r->nkeys + 1, sizeof(*keys));
+	if (!keys)
+		return ctl_fail(CTL_EXIT_ERR, "out of memory");
+	for (unsigned i = 0; i < r->nkeys; i++)
+		keys[i] = r->keys[i];
+	for (unsigned i = 1; i < r->nkeys; i++)
+		for (unsigned j = i; j > 0 && keys[j - 1].reads < keys[j].reads; j--) {
+			struct hot_rate x = keys[j];
+
+			keys[j] = keys[j - 1];
+			keys[j - 1] = x;
+		}
+	arr = json_array();
+	table_row(&t, "KEY", "READS/S", "WRITES/S", "REPLICATED");
+	for (unsigned i = 0; i < r->nkeys; i++) {
+		char kt[CTL_KEY_TEXT_MAX], rd[32], wr[32];
+		bool rep = h->set && hot_set_find(h->set, keys[i].key,
+						  keys[i].nkey) >= 0;
+
+		key_text(keys[i].key, keys[i].nkey, kt, sizeof(kt));
+		fmt_rate(keys[i].reads, rd, sizeof(rd));
+		fmt_rate(keys[i].writes, wr, sizeof(wr));
+		table_row(&t, kt, rd, wr, rep ? "yes" : "no");
+		json_array_append_new(arr, json_pack("{s:s,s:o,s:f,s:f,s:b}",
+			"key", kt, "key_b64", key_b64_json(keys[i].key, keys[i].nkey),
+			"reads", keys[i].reads, "writes", keys[i].writes,
+			"replicated", rep));
+	}
+	free(keys);
+	if (c->json) {
+		table_free(&t);
+		print_json(json_pack("{s:s,s:I,s:f,s:f,s:o,s:o}",
+			"node", r->node, "interval_ms", (json_int_t)r->interval_ms,
+			"received", r->received, "executed", r->executed,
+			"set_version", h->set ? json_integer((json_int_t)h->set->version) :
+						json_null(),
+			"keys", arr));
+		return CTL_EXIT_OK;
+	}
+	json_decref(arr);
+	printf("node %s: received %.1f/s, executed %.1f/s (interval %" PRIu64
+	       " ms)\n", r->node, r->received, r->executed, r->interval_ms);
+	if (!h->set)
+		printf("no hot-key set published yet\n");
+	if (r->nkeys) {
+		printf("\n");
+		table_print(&t);
+	} else {
+		table_free(&t);
+		printf("no hot keys reported\n");
+	}
+	return CTL_EXIT_OK;
+}
+
+/* The whole cluster: the set, then the hottest keys not in it. */
+static int hotkeys_cluster(struct ctl *c, const struct ctl_view *v,
+			   const struct ctl_hot *h)
+{
+	const struct hot_set *s = h->set;
+	struct ctl_table ts = { .ncols = 5 }, tu = { .ncols = 5 };
+	struct hot_set_key *sk = NULL;
+	struct ctl_hot_key *hot = NULL;
+	unsigned nhot = 0;
+	json_t *jset = json_null(), *jsk = json_array(), *jun = json_array();
+	json_t *jnodes = json_array();
+	uint64_t epoch = v->map ? v->map->epoch : 0;
+
+	/* the set, by its keys' current cluster-wide reads */
+	if (s && s->nkeys) {
+		sk = calloc(s->nkeys, sizeof(*sk));
+		if (!sk)
+			goto oom;
+		for (unsigned i = 0; i < s->nkeys; i++) {
+			const struct ctl_hot_key *live =
+				hot_lookup(h, s->keys[i].key, s->keys[i].nkey);
+
+			sk[i] = s->keys[i];
+			/* reads/writes become the live sums; the leader's
+			 * figures (from when it chose the key) stay in s */
+			sk[i].reads = live ? live->reads : 0;
+			sk[i].writes = live ? live->writes : 0;
+		}
+		for (unsigned i = 1; i < s->nkeys; i++)
+			for (unsigned j = i; j > 0 && sk[j - 1].reads < sk[j].reads; j--) {
+				struct hot_set_key x = sk[j];
+
+				sk[j] = sk[j - 1];
+				sk[j - 1] = x;
+			}
+	}
+	table_row(&ts, "KEY", "READS/S", "WRITES/S", "OWNER", "REPLICAS");
+	for (unsigned i = 0; s && i < s->nkeys; i++) {
+		char kt[CTL_KEY_TEXT_MAX], rd[32], wr[32];
+		char reps[HOT_REPLICAS_MAX * MAP_ID_MAX];
+		int orig = hot_set_find(s, sk[i].key, sk[i].nkey);
+		json_t *jr = json_array();
+
+		key_text(sk[i].key, sk[i].nkey, kt, sizeof(kt));
+		fmt_rate(sk[i].reads, rd, sizeof(rd));
+		fmt_rate(sk[i].writes, wr, sizeof(wr));
+		replicas_text(&sk[i], reps, sizeof(reps));
+		table_row(&ts, kt, rd, wr, sk[i].owner, reps);
+		for (unsigned r = 0; r < sk[i].nreplicas; r++)
+			json_array_append_new(jr, json_string(sk[i].replicas[r]));
+		json_array_append_new(jsk, json_pack("{s:s,s:o,s:f,s:f,s:s,s:o,s:f,s:f}",
+			"key", kt, "key_b64", key_b64_json(sk[i].key, sk[i].nkey),
+			"reads", sk[i].reads, "writes", sk[i].writes,
+			"owner", sk[i].owner, "replicas", jr,
+			"set_reads", orig >= 0 ? s->keys[orig].reads : 0.0,
+			"set_writes", orig >= 0 ? s->keys[orig].writes : 0.0));
+	}
+
+	/* hot but not replicated: the merged reports minus the set */
+	if (h->nkeys) {
+		hot = calloc(h->nkeys, sizeof(*hot));
+		if (!hot)
+			goto oom;
+		for (unsigned i = 0; i < h->nkeys; i++)
+			if (!s || hot_set_find(s, h->keys[i].key, h->keys[i].nkey) < 0)
+				hot[nhot++] = h->keys[i];
+		qsort(hot, nhot, sizeof(*hot), cmp_hot_key_rate);
+		if (nhot > CTL_HOT_UNREPLICATED_MAX)
+			nhot = CTL_HOT_UNREPLICATED_MAX;
+	}
+	table_row(&tu, "KEY", "READS/S", "WRITES/S", "OWNER", "NODES");
+	for (unsigned i = 0; i < nhot; i++) {
+		char kt[CTL_KEY_TEXT_MAX], rd[32], wr[32], nn[16];
+		const char *owner = map_owner_id(v->map, hot[i].key, hot[i].nkey);
+
+		key_text(hot[i].key, hot[i].nkey, kt, sizeof(kt));
+		fmt_rate(hot[i].reads, rd, sizeof(rd));
+		fmt_rate(hot[i].writes, wr, sizeof(wr));
+		snprintf(nn, sizeof(nn), "%u", hot[i].nodes);
+		table_row(&tu, kt, rd, wr, owner[0] ? owner : "-", nn);
+		json_array_append_new(jun, json_pack("{s:s,s:o,s:f,s:f,s:o,s:i}",
+			"key", kt, "key_b64", key_b64_json(hot[i].key, hot[i].nkey),
+			"reads", hot[i].reads, "writes", hot[i].writes,
+			"owner", owner[0] ? json_string(owner) : json_null(),
+			"nodes", (int)hot[i].nodes));
+	}
+	for (unsigned i = 0; i < h->nreports; i++)
+		json_array_append_new(jnodes, json_string(h->reports[i]->node));
+
+	if (c->json) {
+		if (s)
+			jset = json_pack("{s:I,s:I,s:o}", "version",
+					 (json_int_t)s->version, "epoch",
+					 (json_int_t)s->epoch, "keys", jsk);
+		else
+			json_decref(jsk);
+		print_json(json_pack("{s:o,s:I,s:o,s:o}", "set", jset,
+				     "map_epoch", (json_int_t)epoch,
+				     "nodes_reporting", jnodes,
+				     "hot_not_replicated", jun));
+		table_free(&ts);
+		table_free(&tu);
+	} else {
+		char list[1024] = "";
+		size_t len = 0;
+
+		for (unsigned i = 0; i < h->nreports && len < sizeof(list); i++)
+			len += (size_t)snprintf(list + len, sizeof(list) - len,
+						"%s%s", i ? ", " : "",
+						h->reports[i]->node);
+		if (s) {
+			printf("hot-key set: version %" PRIu64 ", map epoch %" PRIu64,
+			       s->version, s->epoch);
+			if (v->map && v->map->epoch != s->epoch)
+				printf(" (the map is now at epoch %" PRIu64 ")",
+				       v->map->epoch);
+			printf(", %u nodes reporting%s%s%s\n", h->nreports,
+			       len ? " (" : "", list, len ? ")" : "");
+		} else {
+			printf("no hot-key set published yet\n");
+			printf("map epoch %" PRIu64 ", %u nodes reporting%s%s%s\n",
+			       epoch, h->nreports, len ? " (" : "", list,
+			       len ? ")" : "");
+		}
+		if (s && s->nkeys) {
+			printf("\n");
+			table_print(&ts);
+		} else {
+			table_free(&ts);
+			if (s)
+				printf("no keys replicated\n");
+		}
+		printf("\nhot, not replicated:");
+		if (nhot) {
+			printf("\n");
+			table_print(&tu);
+		} else {
+			table_free(&tu);
+			printf(" none\n");
+		}
+		json_decref(jsk);
+		json_decref(jun);
+		json_decref(jnodes);
+	}
+	free(sk);
+	free(hot);
+	return h->bad_reports ? CTL_EXIT_ERR : CTL_EXIT_OK;
+oom:
+	free(sk);
+	free(hot);
+	json_decref(jsk);
+	json_decref(jun);
+	json_decref(jnodes);
+	table_free(&ts);
+	table_free(&tu);
+	return ctl_fail(CTL_EXIT_ERR, "out of memory");
+}
+
+/*
+ * --format=routes: the route table for clients that hash keys to servers
+ * themselves (ketama) and so would send every read of a hot key to its
+ * owner. One line per replicated key, "<key> <addr> <addr> ...": the
+ * owner first (writes go there), then each of its replicas that is in the
+ * current map. Any of them may serve a read: each holds a copy (see
+ * control/CLUSTER.md, "Hot keys").
+ *
+ * Invariant: every address printed is a member of the current map, and
+ * the first one is the key's owner in that map. A key whose set owner is
+ * not the map's owner now (the map moved on since the leader chose it, or
+ * a migration moves the key) is left out: the nodes do not replicate it
+ * then, and the client's own ketama route is the right one. Keys keep the
+ * set's order (the leader's rank, hottest first). The header's epoch is the
+ * current map's, the one the addresses come from. The reports are not read:
+ * the table depends only on the set and the map.
+ */
+static int hotkeys_routes(struct ctl *c, const struct ctl_view *v,
+			  const struct hot_set *s)
+{
+	uint64_t version = s ? s->version : 0;
+	json_t *jroutes = json_array();
+
+	if (!jroutes)
+		return ctl_fail(CTL_EXIT_ERR, "out of memory");
+	if (!c->json)
+		printf("# dpcache hot-key routes: set version %" PRIu64
+		       ", map epoch %" PRIu64 "\n", version, v->map->epoch);
+	for (unsigned i = 0; s && i < s->nkeys; i++) {
+		const struct hot_set_key *k = &s->keys[i];
+		const struct map_node *owner =
+			map_owner(v->map, ring_hash(k->key, k->nkey));
+		char kt[CTL_KEY_TEXT_MAX];
+		json_t *jsrv;
+
+		if (!owner || strcmp(owner->id, k->owner) != 0)
+			continue;
+		key_text(k->key, k->nkey, kt, sizeof(kt));
+		jsrv = json_array();
+		json_array_append_new(jsrv, json_string(owner->addr));
+		if (!c->json)
+			printf("%s %s", kt, owner->addr);
+		for (unsigned r = 0; r < k->nreplicas; r++) {
+			int n = map_find(v->map, k->replicas[r]);
+
+			if (n < 0)
+				continue;        /* gone from the map */
+			json_array_append_new(jsrv,
+					      json_string(v->map->nodes[n].addr));
+			if (!c->json)
+				printf(" %s", v->map->nodes[n].addr);
+		}
+		if (!c->json)
+			printf("\n");
+		json_array_append_new(jroutes, json_pack("{s:s,s:o,s:o}",
+			"key", kt, "key_b64", key_b64_json(k->key, k->nkey),
+			"servers", jsrv));
+	}
+	if (c->json)
+		print_json(json_pack("{s:I,s:I,s:o}", "version",
+				     (json_int_t)version, "epoch",
+				     (json_int_t)v->map->epoch, "routes", jroutes));
+	else
+		json_decref(jroutes);
+	return CTL_EXIT_OK;
+}
+
+static int cmd_hotkeys(struct ctl *c, const char *node)
+{
+	struct ctl_view v;
+	struct ctl_hot h;
+	int rc = ctl_load(c, &v);
+
+	if (rc)
+		return rc;
+	if (c->format && strcmp(c->format, "routes") == 0) {
+		struct hot_set *s;
+
+		if (!v.map) {
+			ctl_view_free(&v);
+			return ctl_fail(CTL_EXIT_ERR, "no shard map in %s/map "
+					"yet", c->root);
+		}
+		rc = ctl_hot_load_set(c, &s);
+		if (rc == 0)
+			rc = hotkeys_routes(c, &v, s);
+		hot_set_free(&s);
+		ctl_view_free(&v);
+		return rc;
+	}
+	rc = ctl_hot_load(c, node, &h);
+	if (rc) {
+		ctl_view_free(&v);
+		return rc;
+	}
+	rc = node ? hotkeys_node(c, &v, &h, node) : hotkeys_cluster(c, &v, &h);
+	ctl_hot_free(&h);
+	ctl_view_free(&v);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* main                                                                */
 
 static double parse_secs(const char *opt, const char *s, bool zero_ok)
@@ -1911,6 +2589,7 @@ int main(int argc, char **argv)
 		{ "wait-timeout", required_argument, NULL, 'w' },
 		{ "detach", no_argument, NULL, 'd' },
 		{ "format", required_argument, NULL, 'f' },
+		{ "node", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1932,6 +2611,7 @@ int main(int argc, char **argv)
 		case 'w': c.wait_timeout_s = parse_secs("--wait-timeout", optarg, true); break;
 		case 'd': c.detach = true; break;
 		case 'f': c.format = optarg; break;
+		case 'n': c.node = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default:
 			die_usage("unknown or incomplete option '%s'",
@@ -1955,6 +2635,17 @@ int main(int argc, char **argv)
 				c.detach = true;
 			else if (strncmp(s, "--format=", 9) == 0)
 				c.format = s + 9;
+			else if (strncmp(s, "--node=", 7) == 0)
+				c.node = s + 7;
+			else if (strcmp(s, "--node") == 0) {
+				/* "--node ID": the value is the next word */
+				if (k + 1 >= argc)
+					die_usage("--node needs a node id");
+				c.node = argv[k + 1];
+				memmove(&argv[k], &argv[k + 1],
+					sizeof(*argv) * (size_t)(argc - k));
+				argc--;
+			}
 			else if (strncmp(s, "--zk=", 5) == 0)
 				zk = s + 5;
 			else if (strncmp(s, "--timeout=", 10) == 0)
@@ -1985,7 +2676,7 @@ int main(int argc, char **argv)
 			{ "status", 0, 0 }, { "nodes", 0, 0 }, { "map", 0, 0 },
 			{ "stats", 0, 1 }, { "add", 1, 1 }, { "remove", 1, 1 },
 			{ "drain", 1, 1 }, { "weight", 2, 2 }, { "rebalance", 0, 0 },
-			{ "wait", 0, 1 },
+			{ "wait", 0, 1 }, { "hotkeys", 0, 0 },
 		};
 		bool found = false;
 
@@ -1999,8 +2690,19 @@ int main(int argc, char **argv)
 		if (!found)
 			die_usage("unknown command '%s'", cmd);
 	}
-	if (c.format && strcmp(cmd, "map") != 0)
-		die_usage("--format applies to 'map' only");
+	if (c.format && strcmp(cmd, "hotkeys") == 0) {
+		if (strcmp(c.format, "text") && strcmp(c.format, "routes"))
+			die_usage("unknown hotkeys format '%s' (text, routes)",
+				  c.format);
+		if (c.node && strcmp(c.format, "routes") == 0)
+			die_usage("--node does not apply to --format=routes");
+	} else if (c.format && strcmp(cmd, "map") != 0) {
+		die_usage("--format applies to 'map' and 'hotkeys' only");
+	}
+	if (c.node && strcmp(cmd, "hotkeys") != 0)
+		die_usage("--node applies to 'hotkeys' only");
+	if (c.node && !map_id_valid(c.node))
+		die_usage("bad node id '%s' (1-63 of A-Z a-z 0-9 _ . -)", c.node);
 	if (a1 && strcmp(cmd, "wait") == 0)
 		parse_migration_id(a1);
 	if (a1 && strcmp(cmd, "wait") != 0 && !map_id_valid(a1))
@@ -2035,6 +2737,8 @@ int main(int argc, char **argv)
 			rc = cmd_stats(&c, a1);
 		else if (strcmp(cmd, "wait") == 0)
 			rc = cmd_wait(&c, a1);
+		else if (strcmp(cmd, "hotkeys") == 0)
+			rc = cmd_hotkeys(&c, c.node);
 		else
 			rc = cmd_request(&c, cmd, strcmp(cmd, "rebalance") ? a1 : NULL, w);
 	}

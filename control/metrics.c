@@ -21,6 +21,15 @@
  *   "core0:x", "port1:x"-> dpcache_[g_]x{core="0"}      (a word, then digits)
  *   "peer:n2:x"         -> dpcache_[g_]x{peer="n2"}     (word : value : name)
  *   "total:x"           -> dpcache_[g_]x_all
+ *   group "hotkeys" (control/hotctl.h, hotctl_stats) adds no prefix either,
+ *   and its "hotkey:<i>" lines, value "<key> reads=<r> writes=<w>
+ *   owner=<id|-> replicas=<a,b|->", become two samples each:
+ *     dpcache_hotkey_reads_per_second{key="<key>",owner="<id>",replicated="yes"} <r>
+ *     dpcache_hotkey_writes_per_second{...same labels...} <w>
+ *   (owner "-" -> owner=""; replicated="yes" when the line names an owner
+ *   and replicas). A hotkey line that does not have exactly that shape is
+ *   reported like any other non-numeric value (an info sample), never
+ *   half-parsed.
  *   "x" when family x has labelled samples, in this scrape or in any
  *       earlier scrape of this server
  *                       -> dpcache_[g_]x_all (so sum() over x never counts the
@@ -39,7 +48,10 @@
  * of memcached's cumulative statistics - it starts with "cmd_" or "total_",
  * ends with "_hits", "_misses", "_errors", "_drops", "_dropped", "_frames",
  * "_packets", "_sent" or "_received", or is in counter_names[] below -
- * and a gauge otherwise (curr_items, bytes, limit_maxbytes, map_epoch, ...).
+ * and a gauge otherwise (curr_items, bytes, limit_maxbytes, map_epoch,
+ * hot_set_version, hot_set_keys, the hot-key rates, ...). A new cumulative
+ * statistic whose name the suffix rules miss must be added to
+ * counter_names[]: a counter typed as a gauge breaks rate() in queries.
  * The type depends on x alone, and x is the same for every sample of a
  * family, so a family never gets two types.
  */
@@ -208,6 +220,11 @@ static const char *const counter_names[] = {
 	"zk_reconnects", "session_expiries", "cas_conflicts",
 	"ipackets", "opackets", "ibytes", "obytes", "imissed", "rx_nombuf",
 	"keys_sent", "bytes_sent",
+	/* hot-key replication: 'stats cluster' (replica_hits,
+	 * invalidations_sent/_received, invalidation_errors are caught by the
+	 * suffixes) and 'stats hotkeys' (hot_zk_errors likewise) */
+	"replica_fills", "replica_fill_rejected", "replica_forwards",
+	"sketch_skipped", "hot_reports_written", "hot_sets_published",
 };
 
 static bool ends_with(const char *s, const char *suffix)
@@ -275,8 +292,98 @@ fail:
 	free(smp->value);
 }
 
+/* Groups whose families carry no group prefix. */
+static bool group_unprefixed(const char *group)
+{
+	return strcmp(group, "stats") == 0 || strcmp(group, "hotkeys") == 0;
+}
+
+/* "hotkey:<digits>" */
+static bool is_hotkey_name(const char *name)
+{
+	const char *d = name + 7;
+
+	if (strncmp(name, "hotkey:", 7) != 0 || !*d)
+		return false;
+	for (; *d; d++)
+		if (*d < '0' || *d > '9')
+			return false;
+	return true;
+}
+
+/* Copies the token of v that starts after 'prefix' (the token must begin
+ * with it) up to the next ' ' or the end into out. Returns the position
+ * after the token (at ' ' or '\0'), or NULL when the token does not start
+ * with prefix, is empty or does not fit. */
+static const char *hotkey_token(const char *v, const char *prefix, char *out,
+				size_t n)
+{
+	size_t p = strlen(prefix), len;
+
+	if (strncmp(v, prefix, p) != 0)
+		return NULL;
+	v += p;
+	len = strcspn(v, " ");
+	if (len == 0 || len >= n)
+		return NULL;
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return v + len;
+}
+
+/*
+ * One 'stats hotkeys' "hotkey:<i>" value, "<key> reads=<r> writes=<w>
+ * owner=<id|-> replicas=<a,b|->" (single spaces, that order), into a reads
+ * and a writes sample. False, with nothing pushed, when the value has any
+ * other shape: the caller then reports it as an info sample.
+ */
+static bool metrics_emit_hotkey(struct metrics_scrape *sc, const char *value)
+{
+	/* a key is at most 250 bytes, "b64:" + its base64 at most 4 + 336 */
+	char key[512], reads[64], writes[64], owner[256], replicas[8192];
+	struct metrics_sample smp = { 0 };
+	struct metrics_buf lab = { 0 };
+	const char *v = value;
+	bool replicated;
+	char *labels;
+
+	if (!(v = hotkey_token(v, "", key, sizeof(key))) || *v++ != ' ' ||
+	    !(v = hotkey_token(v, "reads=", reads, sizeof(reads))) || *v++ != ' ' ||
+	    !(v = hotkey_token(v, "writes=", writes, sizeof(writes))) || *v++ != ' ' ||
+	    !(v = hotkey_token(v, "owner=", owner, sizeof(owner))) || *v++ != ' ' ||
+	    !(v = hotkey_token(v, "replicas=", replicas, sizeof(replicas))) ||
+	    *v != '\0')
+		return false;
+	if (!metrics_is_number(reads) || !metrics_is_number(writes))
+		return false;
+	replicated = strcmp(owner, "-") != 0 && strcmp(replicas, "-") != 0;
+	buf_str(&lab, "key=\"");
+	buf_escaped(&lab, key);
+	buf_str(&lab, "\",owner=\"");
+	buf_escaped(&lab, strcmp(owner, "-") == 0 ? "" : owner);
+	buf_str(&lab, replicated ? "\",replicated=\"yes\"" :
+				   "\",replicated=\"no\"");
+	labels = buf_take(&lab);
+	if (!labels) {
+		sc->oom = true;
+		return true;
+	}
+	smp.family = strdup("dpcache_hotkey_reads_per_second");
+	smp.base = strdup("hotkey_reads_per_second");
+	smp.labels = strdup(labels);
+	smp.value = strdup(reads);
+	scrape_push(sc, &smp);
+	memset(&smp, 0, sizeof(smp));
+	smp.family = strdup("dpcache_hotkey_writes_per_second");
+	smp.base = strdup("hotkey_writes_per_second");
+	smp.labels = labels;
+	smp.value = strdup(writes);
+	scrape_push(sc, &smp);
+	return true;
+}
+
 /* The emit callback handed to collect: one (group, name, value) -> one
- * sample, by the naming rules of the design note. */
+ * sample (two for a hot key), by the naming rules of the design note. */
 static void metrics_emit(void *ctx, const char *group, const char *name,
 			 const char *value)
 {
@@ -287,6 +394,9 @@ static void metrics_emit(void *ctx, const char *group, const char *name,
 	size_t wlen;
 
 	if (!group || !name || !value || !*name)
+		return;
+	if (strcmp(group, "hotkeys") == 0 && is_hotkey_name(name) &&
+	    metrics_emit_hotkey(sc, value))
 		return;
 	if (!metrics_is_number(value)) {
 		buf_str(&lab, "group=\"");
@@ -349,7 +459,7 @@ static void metrics_emit(void *ctx, const char *group, const char *name,
 
 	buf_sanitized(&base, x, strlen(x));
 	buf_str(&fam, "dpcache_");
-	if (strcmp(group, "stats") != 0) {
+	if (!group_unprefixed(group)) {
 		buf_sanitized(&fam, group, strlen(group));
 		buf_str(&fam, "_");
 	}

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "control/agent.h"
+#include "control/hotctl.h"
 #include "replication/migrate.h"
 #include "replication/ring.h"
 
@@ -28,6 +29,7 @@ struct node {
 	 * thread) use it under 'lock', so node_stop never frees it under
 	 * them. */
 	struct agent *agent;
+	struct hotctl *hotctl;        /* set by node_start, under 'lock' */
 	pthread_mutex_t lock;
 	uint64_t purged;              /* atomic: stale copies purge_incoming deleted */
 };
@@ -47,6 +49,9 @@ struct node *node_create(const struct node_config *cfg, char *err,
 		.self_id = cfg->node_id,
 		.self_addr = cfg->advertise,
 		.fwd_timeout_ms = cfg->fwd_timeout_ms,
+		.hot_sample = cfg->hot_sample,
+		.replica_lease_ms = cfg->replica_lease_ms,
+		.replica_sync = cfg->replica_sync,
 	};
 	n->cluster = cluster_create(&cc);
 	if (n->cluster == NULL) {
@@ -165,6 +170,39 @@ static void on_progress(void *arg, const struct migrate_progress *p)
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* ---- the hot-key loop's view of this node (on its thread) ---- */
+
+static unsigned hot_drain(void *arg, struct hot_count *out, unsigned max,
+			  uint64_t *received, uint64_t *executed)
+{
+	struct node *n = arg;
+	return cluster_hot_drain(n->cluster, out, max, received, executed);
+}
+
+static void hot_apply(void *arg, struct hot_set *set)
+{
+	struct node *n = arg;
+	cluster_set_hot(n->cluster, set);
+}
+
+static bool hot_is_leader(void *arg)
+{
+	struct node *n = arg;
+	struct agent_status as;
+	memset(&as, 0, sizeof(as));
+	pthread_mutex_lock(&n->lock);
+	if (n->agent != NULL)
+		agent_get_status(n->agent, &as);
+	pthread_mutex_unlock(&n->lock);
+	return as.leader && as.connected;
+}
+
+static struct shard_map *hot_get_map(void *arg)
+{
+	struct node *n = arg;
+	return cluster_get_map(n->cluster);
+}
+
 int node_start(struct node *n, char *err, size_t errlen)
 {
 	struct migrate_config mc = {
@@ -200,6 +238,28 @@ int node_start(struct node *n, char *err, size_t errlen)
 	pthread_mutex_lock(&n->lock);
 	n->agent = a;
 	pthread_mutex_unlock(&n->lock);
+
+	struct hotctl_config hc = {
+		.zk_hosts = n->cfg.zk_hosts,
+		.root = n->cfg.zk_root,
+		.node_id = n->cfg.node_id,
+		.session_timeout_ms = n->cfg.zk_session_ms,
+		.interval_ms = n->cfg.hot_interval_ms,
+		.decay = -1,
+		.plan = n->cfg.hot_plan,
+		.drain = hot_drain,
+		.apply = hot_apply,
+		.is_leader = hot_is_leader,
+		.get_map = hot_get_map,
+		.arg = n,
+		.verbosity = n->cfg.verbosity,
+	};
+	struct hotctl *h = hotctl_start(&hc, err, errlen);
+	if (h == NULL)
+		return -1;
+	pthread_mutex_lock(&n->lock);
+	n->hotctl = h;
+	pthread_mutex_unlock(&n->lock);
 	return 0;
 }
 
@@ -207,8 +267,14 @@ void node_stop(struct node *n)
 {
 	if (n == NULL)
 		return;
-	/* The agent first: no new map reaches the migrator after this, and the
-	 * node leaves ZooKeeper cleanly (its ephemeral znodes go at once). */
+	/* The hot-key loop first (it asks the agent whether we lead), then
+	 * the agent: no new map reaches the migrator after this, and the node
+	 * leaves ZooKeeper cleanly (its ephemeral znodes go at once). */
+	pthread_mutex_lock(&n->lock);
+	struct hotctl *h = n->hotctl;
+	n->hotctl = NULL;
+	pthread_mutex_unlock(&n->lock);
+	hotctl_stop(&h);
 	pthread_mutex_lock(&n->lock);
 	struct agent *a = n->agent;
 	n->agent = NULL;
@@ -274,4 +340,13 @@ void node_stats(struct node *n, cluster_stat_fn emit, void *arg)
 		 n->migrator != NULL ? migrator_dropped(n->migrator) : 0);
 	emit_u64(emit, arg, "purged_before_migration",
 		 __atomic_load_n(&n->purged, __ATOMIC_RELAXED));
+}
+
+void node_hot_stats(struct node *n, cluster_stat_fn emit, void *arg)
+{
+	/* hotctl_stats copies under hotctl's own lock: short under ours. */
+	pthread_mutex_lock(&n->lock);
+	if (n->hotctl != NULL)
+		hotctl_stats(n->hotctl, emit, arg);
+	pthread_mutex_unlock(&n->lock);
 }

@@ -175,7 +175,8 @@ struct extras {
 	void *backend_arg;
 };
 
-/* mc_server_config.transport_stats: 'stats cluster', then the backend's. */
+/* mc_server_config.transport_stats: 'stats cluster', 'stats hotkeys',
+ * then the backend's. */
 static int extras_stats(void *arg, const char *group, mc_stat_fn emit,
 			void *emit_arg)
 {
@@ -185,6 +186,12 @@ static int extras_stats(void *arg, const char *group, mc_stat_fn emit,
 		if (x->node == NULL)
 			return -ENOENT;
 		node_stats(x->node, emit, emit_arg);
+		return 0;
+	}
+	if (group != NULL && strcmp(group, "hotkeys") == 0) {
+		if (x->node == NULL)
+			return -ENOENT;
+		node_hot_stats(x->node, emit, emit_arg);
 		return 0;
 	}
 	return x->backend_stats(x->backend_arg, group, emit, emit_arg);
@@ -222,6 +229,8 @@ static void extras_collect(void *arg, metrics_emit_fn emit, void *ctx)
 	if (x->node != NULL) {
 		cc.group = "cluster";
 		node_stats(x->node, collect_line, &cc);
+		cc.group = "hotkeys";
+		node_hot_stats(x->node, collect_line, &cc);
 	}
 }
 
@@ -246,8 +255,16 @@ static int extras_create(struct extras *x, const struct dp_settings *set,
 		.grace_ms = set->grace_ms,
 		.migrate_rate_mb = set->migrate_rate_mb,
 		.fwd_timeout_ms = set->fwd_timeout_ms,
+		.hot_interval_ms = set->hot_interval_ms,
+		.hot_sample = set->hot_sample,
+		.replica_lease_ms = set->replica_lease_ms,
+		.replica_sync = set->replica_sync,
 		.verbosity = set->verbose,
 	};
+	hot_plan_defaults(&nc.hot_plan);
+	nc.hot_plan.budget = set->hot_budget;
+	nc.hot_plan.share = set->hot_share;
+	nc.hot_plan.min_rate = set->hot_min_rate;
 	x->node = node_create(&nc, err, sizeof(err));
 	if (x->node == NULL) {
 		fprintf(stderr, PROG ": --cluster: %s\n", err);

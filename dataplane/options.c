@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "dataplane/memcache/mc.h"
+#include "replication/hotset.h"
 #include "replication/map.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -121,6 +122,29 @@ static const struct dp_option dp_options[] = {
 	{ "forward-timeout-ms", 0, DP_OPT_UINT, "<num>", "1000", 10, 60000,
 	  OFF(fwd_timeout_ms),
 	  "cluster: a forwarded request not answered this fast fails" },
+	{ "hot-interval-ms", 0, DP_OPT_UINT, "<num>", "1000", 100, 60000,
+	  OFF(hot_interval_ms),
+	  "cluster: hot keys are measured and the replica set revised this often" },
+	{ "hot-budget", 0, DP_OPT_UINT, "<num>", "64", 0, HOT_SET_KEYS_MAX,
+	  OFF(hot_budget),
+	  "cluster: at most this many hot keys get replicas (0 = detect only)" },
+	{ "hot-share", 0, DP_OPT_TEXT, "<fraction>", "0.05", 0, 0,
+	  OFF(hot_share_text),
+	  "cluster: a key gets a replica per this fraction of the mean node load"
+	  " it carries" },
+	{ "hot-min-rate", 0, DP_OPT_UINT, "<num>", "100", 0, 100000000,
+	  OFF(hot_min_rate),
+	  "cluster: reads/s under which a key is never replicated" },
+	{ "hot-sample", 0, DP_OPT_UINT, "<num>", "8", 0, 65536, OFF(hot_sample),
+	  "cluster: 1 request in <num> feeds the hot-key sketch (0 = off)" },
+	{ "replica-lease-ms", 0, DP_OPT_UINT, "<num>", "1000", 10, 600000,
+	  OFF(replica_lease_ms),
+	  "cluster: a replica serves its copy this long after fetching it;"
+	  " the bound on staleness when an invalidation is lost" },
+	{ "replica-consistency", 0, DP_OPT_TEXT, "<async|sync>", "async", 0, 0,
+	  OFF(replica_consistency),
+	  "cluster: sync = a write to a replicated key is acknowledged only"
+	  " after every replica dropped its copy" },
 	{ "verbose", 'v', DP_OPT_COUNT, NULL, NULL, 0, 0, OFF(verbose),
 	  "verbose: errors/warnings (-v), connection open/close (-vv)" },
 	{ "help", 'h', DP_OPT_BOOL, NULL, NULL, 0, 0, OFF(help),
@@ -584,6 +608,33 @@ static int check_cluster(struct dp_settings *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* The hot-key flags given as text. */
+static int check_hot(struct dp_settings *s, char *err, size_t errlen)
+{
+	char *end = NULL;
+	errno = 0;
+	double share = strtod(s->hot_share_text, &end);
+	if (errno != 0 || end == s->hot_share_text || *end != '\0' ||
+	    !(share > 0.0 && share <= 1.0)) {
+		set_err(err, errlen,
+			"invalid value '%s' for --hot-share: expected a fraction"
+			" in (0, 1], e.g. 0.05", s->hot_share_text);
+		return -EINVAL;
+	}
+	s->hot_share = share;
+	if (strcmp(s->replica_consistency, "async") == 0) {
+		s->replica_sync = false;
+	} else if (strcmp(s->replica_consistency, "sync") == 0) {
+		s->replica_sync = true;
+	} else {
+		set_err(err, errlen,
+			"invalid value '%s' for --replica-consistency: expected"
+			" async or sync", s->replica_consistency);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int check_admin(struct dp_settings *s, char *err, size_t errlen)
 {
 	if (s->admin[0] != '\0' && !host_port_ok(s->admin)) {
@@ -610,6 +661,7 @@ static int validate(struct dp_settings *s, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (check_cluster(s, err, errlen) != 0 ||
+	    check_hot(s, err, errlen) != 0 ||
 	    check_admin(s, err, errlen) != 0)
 		return -EINVAL;
 	return check_backend(s, err, errlen);

@@ -68,6 +68,16 @@ struct dp_settings {
 	unsigned grace_ms;          /* --grace-ms */
 	unsigned migrate_rate_mb;   /* --migrate-rate, MB/s */
 	unsigned fwd_timeout_ms;    /* --forward-timeout-ms */
+	/* Hot keys (control/CLUSTER.md, "Hot keys"). */
+	unsigned hot_interval_ms;   /* --hot-interval-ms */
+	unsigned hot_budget;        /* --hot-budget: keys replicated at most */
+	char hot_share_text[DP_TEXT_MAX];  /* --hot-share, as typed */
+	double hot_share;           /* ... parsed, in (0, 1] */
+	unsigned hot_min_rate;      /* --hot-min-rate, reads/s */
+	unsigned hot_sample;        /* --hot-sample: 1 in N; 0 = off */
+	unsigned replica_lease_ms;  /* --replica-lease-ms */
+	char replica_consistency[DP_TEXT_MAX];  /* --replica-consistency */
+	bool replica_sync;          /* ... == "sync" */
 	/* Everything after "--": rte_eal_init's arguments, pointing into the
 	 * argv given to dp_options_parse. eal_argv[0] is that argv[0]. */
 	int eal_argc;               /* 0 = no "--" */

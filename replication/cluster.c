@@ -30,56 +30,9 @@
 #include <unistd.h>
 #include <urcu-qsbr.h>
 
+#include "replication/cluster_internal.h"
 #include "replication/ring.h"
 #include "replication/tombstone.h"
-
-#define CLUSTER_MAX_WORKERS 256
-
-#define CLUSTER_WORKER_STATS(X) \
-	X(local) X(forwarded) X(pulls) X(pull_installed) X(pull_errors) \
-	X(udp_refused) X(refused)
-
-struct cluster_worker_stats {
-#define CW_FIELD(name) uint64_t name;
-	CLUSTER_WORKER_STATS(CW_FIELD)
-#undef CW_FIELD
-};
-
-struct cluster_worker {
-	struct cluster *c;
-	struct cache_thread *ct;
-	struct fwd *fwd;                  /* 'dpc_peer <self> fwd' links */
-	struct fwd *fwd_final;            /* 'dpc_peer <self> final' links */
-	int epfd;                         /* holds both forwarders' fds */
-	struct cluster_worker_stats stats;
-};
-
-struct cluster {
-	struct cache *cache;
-	char self_id[MAP_ID_MAX];
-	char self_addr[MAP_ADDR_MAX];
-	struct shard_map *map;            /* RCU; immutable once published */
-	/* FRESH marks of every migration, keyed by fresh_key(): a mark of one
-	 * migration never matches in another, so the set only needs emptying
-	 * (to free it) once the cluster is stable. */
-	struct tomb_set *fresh;
-	bool fresh_dirty;                 /* marks may exist; set_map's only */
-	pthread_mutex_t set_lock;         /* one set_map at a time; held across
-	                                     a grace period, so never by readers */
-	pthread_mutex_t map_lock;         /* c->map's reference for
-	                                     cluster_get_map; held briefly */
-	struct fwd_config fwd_cfg, fwd_final_cfg;
-	char hello[MAP_ID_MAX + 32];
-	char hello_final[MAP_ID_MAX + 32];
-	pthread_mutex_t lock;             /* workers[] */
-	struct cluster_worker *workers[CLUSTER_MAX_WORKERS];
-	unsigned nworkers;
-};
-
-#define CW_INC(cw, field) \
-	__atomic_store_n(&(cw)->stats.field, \
-		__atomic_load_n(&(cw)->stats.field, __ATOMIC_RELAXED) + 1, \
-		__ATOMIC_RELAXED)
 
 struct cluster *cluster_create(const struct cluster_config *cfg)
 {
@@ -114,6 +67,11 @@ struct cluster *cluster_create(const struct cluster_config *cfg)
 		free(c);
 		return NULL;
 	}
+	if (replica_init(c, cfg) != 0) {
+		tomb_destroy(&c->fresh);
+		free(c);
+		return NULL;
+	}
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->set_lock, NULL);
 	pthread_mutex_init(&c->map_lock, NULL);
@@ -127,6 +85,7 @@ void cluster_destroy(struct cluster **cp)
 	struct cluster *c = *cp;
 	*cp = NULL;
 	map_unref(c->map);
+	replica_fini(c);
 	tomb_destroy(&c->fresh);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->set_lock);
@@ -223,6 +182,7 @@ struct cluster_worker *cluster_worker_create(struct cluster *c,
 		errno = E2BIG;
 		return NULL;
 	}
+	replica_worker_init(cw);
 	c->workers[c->nworkers++] = cw;
 	pthread_mutex_unlock(&c->lock);
 	return cw;
@@ -239,6 +199,8 @@ void cluster_worker_destroy(struct cluster_worker **cwp)
 	for (unsigned i = 0; i < c->nworkers; i++) {
 		if (c->workers[i] == cw) {
 			c->workers[i] = c->workers[--c->nworkers];
+			c->retired_local += __atomic_load_n(&cw->stats.local,
+							    __ATOMIC_RELAXED);
 			break;
 		}
 	}
@@ -246,6 +208,7 @@ void cluster_worker_destroy(struct cluster_worker **cwp)
 	close(cw->epfd);
 	fwd_destroy(&cw->fwd);
 	fwd_destroy(&cw->fwd_final);
+	replica_worker_fini(cw);
 	free(cw);
 }
 
@@ -276,14 +239,6 @@ void cluster_worker_poll(struct cluster_worker *cw, uint64_t now_ms,
 		fwd_poll(cw->fwd_final, now_ms);
 }
 
-static void route_to(struct cluster_route *r, enum cluster_action a,
-		     const struct map_node *n)
-{
-	r->action = a;
-	memcpy(r->peer, n->addr, sizeof(r->peer));
-	memcpy(r->peer_id, n->id, sizeof(r->peer_id));
-}
-
 /* A key migrating to this node in migration 'mig': pull it first unless
  * it is here, FRESH, pulled already, or about to be overwritten whole. A
  * write that runs here marks the key FRESH before it happens, so a pull
@@ -302,7 +257,7 @@ static void route_moving_in(struct cluster_worker *cw, const char *key,
 	    !tomb_contains(cw->c->fresh, fk)) {
 		struct cache_read_opts o = { .no_bump = true };
 		if (cache_get(cw->ct, key, nkey, hash, &o, NULL) == NULL) {
-			route_to(r, CLUSTER_PULL, prev);
+			cluster_route_to(r, CLUSTER_PULL, prev);
 			r->final_hop = true;
 			CW_INC(cw, pulls);
 			return;
@@ -313,11 +268,6 @@ static void route_moving_in(struct cluster_worker *cw, const char *key,
 	CW_INC(cw, local);
 }
 
-static bool is_self(const struct cluster *c, const struct map_node *n)
-{
-	return n != NULL && strcmp(n->id, c->self_id) == 0;
-}
-
 void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 		   uint64_t hash, enum cluster_op op, enum cluster_from from,
 		   bool pulled, struct cluster_route *r)
@@ -326,6 +276,12 @@ void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 	r->action = CLUSTER_LOCAL;
 	r->moving_in = false;
 	r->final_hop = false;
+	r->hot_owner = false;
+	r->pull_kind = CLUSTER_PULL_MIGRATE;
+	/* Detection counts what clients ask, once: not what peers pass on. */
+	if (from == CLUSTER_FROM_CLIENT && cw->sketch != NULL && !pulled)
+		hot_sketch_count(cw->sketch, key, nkey, hash,
+				 op != CLUSTER_OP_READ);
 
 	const struct shard_map *m = rcu_dereference(c->map);
 	const struct map_node *owner = NULL, *prev = NULL;
@@ -355,17 +311,17 @@ void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 		if (from == CLUSTER_FROM_CLIENT) {
 			/* Old owners still serve every key. */
 			const struct map_node *o = prev != NULL ? prev : owner;
-			if (is_self(c, o)) {
+			if (cluster_is_self(c, o)) {
 				CW_INC(cw, local);
 				return;
 			}
-			route_to(r, CLUSTER_FORWARD, o);
+			cluster_route_to(r, CLUSTER_FORWARD, o);
 			CW_INC(cw, forwarded);
 			return;
 		}
 		/* A peer already on the MOVING map sent us a key we are
 		 * about to own: it is moving in. */
-		if (moving && is_self(c, owner)) {
+		if (moving && cluster_is_self(c, owner)) {
 			route_moving_in(cw, key, nkey, hash, op, pulled,
 					m->migration, prev, r);
 			return;
@@ -374,7 +330,11 @@ void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 		return;
 	}
 
-	if (!is_self(c, owner)) {
+	/* Stable map: a replicated key may be served by a replica. */
+	if (m->migration == 0 &&
+	    replica_route(cw, m, owner, key, nkey, hash, op, from, pulled, r))
+		return;
+	if (!cluster_is_self(c, owner)) {
 		if (from == CLUSTER_FROM_PEER_FINAL) {
 			/* Second hops and pulls run where they land. */
 			CW_INC(cw, local);
@@ -382,7 +342,7 @@ void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 		}
 		/* A client's request, or a peer's whose map is older than
 		 * ours (it still routes to the old owner): pass it on, once. */
-		route_to(r, CLUSTER_FORWARD, owner);
+		cluster_route_to(r, CLUSTER_FORWARD, owner);
 		r->final_hop = from == CLUSTER_FROM_PEER;
 		CW_INC(cw, forwarded);
 		return;
@@ -434,7 +394,7 @@ static uint64_t moving_in_now(struct cluster_worker *cw, const char *key,
 	uint32_t rh = ring_hash(key, nkey);
 	const struct map_node *owner = map_owner(m, rh);
 	const struct map_node *prev = map_prev_owner(m, rh);
-	if (owner == NULL || prev == NULL || !is_self(cw->c, owner) ||
+	if (owner == NULL || prev == NULL || !cluster_is_self(cw->c, owner) ||
 	    strcmp(prev->id, owner->id) == 0)
 		return 0;
 	return m->migration;
@@ -477,28 +437,22 @@ static bool parse_u64(const char **p, const char *end, uint64_t *out)
 	return true;
 }
 
-int cluster_install_pulled(struct cluster_worker *cw, const char *key,
-			   size_t nkey, uint64_t hash, const char *reply,
-			   size_t len)
+int cluster_parse_pulled(const char *reply, size_t len,
+			 struct cluster_pulled *out)
 {
+	memset(out, 0, sizeof(*out));
+	out->ttl = -1;
 	if (len >= 4 && memcmp(reply, "EN\r\n", 4) == 0)
-		return 0;
-	if (len < 5 || memcmp(reply, "VA ", 3) != 0) {
-		CW_INC(cw, pull_errors);
+		return 1;
+	if (len < 5 || memcmp(reply, "VA ", 3) != 0)
 		return -EPROTO;
-	}
 	const char *eol = memchr(reply, '\n', len);
-	if (eol == NULL || eol == reply || eol[-1] != '\r') {
-		CW_INC(cw, pull_errors);
+	if (eol == NULL || eol == reply || eol[-1] != '\r')
 		return -EPROTO;
-	}
 	const char *p = reply + 3, *end = eol - 1;
 	uint64_t nbytes = 0, flags = 0;
-	int64_t ttl = -1;
-	if (!parse_u64(&p, end, &nbytes)) {
-		CW_INC(cw, pull_errors);
+	if (!parse_u64(&p, end, &nbytes))
 		return -EPROTO;
-	}
 	while (p < end) {
 		while (p < end && *p == ' ')
 			p++;
@@ -509,23 +463,27 @@ int cluster_install_pulled(struct cluster_worker *cw, const char *key,
 		switch (f) {
 		case 'f':
 			if (!parse_u64(&p, end, &flags) || flags > UINT32_MAX)
-				goto bad;
+				return -EPROTO;
 			break;
 		case 't':
 			if (p < end && *p == '-') {
 				/* "t-1": no expiry */
 				p++;
 				if (!parse_u64(&p, end, &v))
-					goto bad;
-				ttl = -1;
+					return -EPROTO;
+				out->ttl = -1;
 			} else {
 				if (!parse_u64(&p, end, &v) || v > INT32_MAX)
-					goto bad;
-				ttl = (int64_t)v;
+					return -EPROTO;
+				out->ttl = (int64_t)v;
 			}
 			break;
+		case 'c':
+			if (!parse_u64(&p, end, &out->cas))
+				return -EPROTO;
+			break;
 		default:
-			/* c<cas> and anything else: not needed here. */
+			/* anything else: not needed here */
 			while (p < end && *p != ' ')
 				p++;
 			break;
@@ -534,36 +492,61 @@ int cluster_install_pulled(struct cluster_worker *cw, const char *key,
 	size_t head = (size_t)(eol + 1 - reply);
 	if (nbytes > len || len - head != nbytes + 2 ||
 	    memcmp(reply + head + nbytes, "\r\n", 2) != 0)
-		goto bad;
-	if (ttl == 0)
-		return 0;    /* expires this second: nothing worth keeping */
+		return -EPROTO;
+	out->flags = (uint32_t)flags;
+	out->data = reply + head;
+	out->nbytes = (size_t)nbytes;
+	return 0;
+}
+
+enum cache_status cluster_store_pulled(struct cluster_worker *cw,
+				       const char *key, size_t nkey,
+				       uint64_t hash,
+				       const struct cluster_pulled *p,
+				       enum cache_store_mode mode,
+				       uint64_t cas_new, uint64_t *cas_out)
+{
+	enum cache_status err;
+	/* A remaining TTL over 30 days would read as a Unix time. */
+	uint32_t exptime = p->ttl < 0 ? 0 :
+		p->ttl > CACHE_REALTIME_MAXDELTA ?
+		cache_exptime_from_wire((int64_t)time(NULL) + p->ttl) :
+		cache_exptime_from_wire(p->ttl);
+	struct cache_item *it = cache_item_alloc(cw->ct, key, nkey, p->flags,
+						 exptime, p->nbytes, &err);
+	if (it == NULL)
+		return err;
+	memcpy(cache_item_value(it), p->data, p->nbytes);
+	struct cache_store_args a = { .mode = mode, .cas_new = cas_new };
+	return cache_store(cw->ct, it, hash, &a, cas_out);
+}
+
+int cluster_install_pulled(struct cluster_worker *cw, const char *key,
+			   size_t nkey, uint64_t hash, const char *reply,
+			   size_t len)
+{
+	struct cluster_pulled p;
+	int rc = cluster_parse_pulled(reply, len, &p);
+	if (rc < 0) {
+		CW_INC(cw, pull_errors);
+		return rc;
+	}
+	if (rc > 0 || p.ttl == 0)
+		return 0;    /* a miss, or expires this second */
 	/* Written here since (ours is newer), or the migration is over. */
 	if (!cluster_accepts_migrated(cw, key, nkey, hash))
 		return 0;
-
-	enum cache_status err;
-	/* A remaining TTL over 30 days would read as a Unix time. */
-	uint32_t exptime = ttl < 0 ? 0 :
-		ttl > CACHE_REALTIME_MAXDELTA ?
-		cache_exptime_from_wire((int64_t)time(NULL) + ttl) :
-		cache_exptime_from_wire(ttl);
-	struct cache_item *it = cache_item_alloc(cw->ct, key, nkey,
-						 (uint32_t)flags, exptime,
-						 (size_t)nbytes, &err);
-	if (it == NULL) {
+	uint64_t cas = 0;
+	enum cache_status st = cluster_store_pulled(cw, key, nkey, hash, &p,
+						    CACHE_ADD, 0, &cas);
+	if (st == CACHE_OK) {
+		if (!cluster_undo_if_fresh(cw, key, nkey, hash, cas))
+			CW_INC(cw, pull_installed);
+	} else if (st != CACHE_NOT_STORED) {
 		CW_INC(cw, pull_errors);
 		return -ENOMEM;
 	}
-	memcpy(cache_item_value(it), reply + head, (size_t)nbytes);
-	struct cache_store_args a = { .mode = CACHE_ADD };
-	uint64_t cas = 0;
-	if (cache_store(cw->ct, it, hash, &a, &cas) == CACHE_OK &&
-	    !cluster_undo_if_fresh(cw, key, nkey, hash, cas))
-		CW_INC(cw, pull_installed);
 	return 0;
-bad:
-	CW_INC(cw, pull_errors);
-	return -EPROTO;
 }
 
 void cluster_count_udp_refused(struct cluster_worker *cw)
@@ -678,6 +661,7 @@ void cluster_stats(struct cluster *c, cluster_stat_fn emit, void *arg)
 	emit_u64(emit, arg, "forward_timeouts", fwd_timeouts);
 	emit_u64(emit, arg, "forward_rejected", fwd_rejected);
 	emit_u64(emit, arg, "fresh_keys", tomb_count(c->fresh));
+	replica_stats(c, emit, arg);
 
 	char name[MAP_ID_MAX + MAP_ADDR_MAX + 32];
 	for (unsigned i = 0; i < acc.n; i++) {

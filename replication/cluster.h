@@ -19,6 +19,8 @@
 
 #include "cache/cache.h"
 #include "replication/forward.h"
+#include "replication/hotkeys.h"
+#include "replication/hotset.h"
 #include "replication/map.h"
 
 struct cluster_config {
@@ -27,6 +29,12 @@ struct cluster_config {
 	const char *self_addr;          /* --advertise "host:port" */
 	unsigned fwd_timeout_ms;        /* 0 = 1000 */
 	unsigned fwd_max_pending;       /* per peer per worker; 0 = 4096 */
+	/* Hot keys (control/CLUSTER.md, "Hot keys"). */
+	unsigned hot_sample;            /* 1 client request in N feeds the
+	                                   thread's sketch; 0 = detection off */
+	unsigned replica_lease_ms;      /* a replica's copy is served this long
+	                                   after its fill; 0 = 1000 */
+	bool replica_sync;              /* --replica-consistency=sync */
 };
 
 struct cluster;
@@ -92,6 +100,19 @@ enum cluster_action {
 
 /* Where a request came from: a client, or a peer's connection of either
  * role (see cluster_worker_fd). */
+/* What a CLUSTER_PULL fetches, and what its answer becomes. */
+enum cluster_pull {
+	CLUSTER_PULL_MIGRATE = 0, /* moving in: install with ADD semantics
+	                             (cluster_install_pulled) */
+	CLUSTER_PULL_FILL,        /* a replica's copy of a hot key, from its
+	                             owner: cluster_pull_done */
+	CLUSTER_PULL_WARM,        /* an owner without a hot key, from one of
+	                             its replicas: cluster_pull_done */
+	CLUSTER_PULL_BLOCK,       /* sync mode, before a write at the owner:
+	                             'dpc_inv <key> block' to every replica in
+	                             turn (cluster_replica_peer), then run */
+};
+
 enum cluster_from {
 	CLUSTER_FROM_CLIENT = 0,
 	CLUSTER_FROM_PEER,       /* 'fwd': may go one hop further */
@@ -104,6 +125,10 @@ struct cluster_route {
 	                            call cluster_mark_fresh() after a write */
 	bool final_hop;          /* FORWARD on a 'final' connection (a second
 	                            hop); PULLs always are */
+	bool hot_owner;          /* a write of a replicated key at its owner:
+	                            call cluster_after_write() after it */
+	uint8_t pull_kind;       /* enum cluster_pull, for CLUSTER_PULL */
+	uint64_t pull_gen;       /* FILL, WARM: pass to cluster_pull_done */
 	char peer[MAP_ADDR_MAX];
 	char peer_id[MAP_ID_MAX];
 };
@@ -150,6 +175,58 @@ bool cluster_undo_if_fresh(struct cluster_worker *cw, const char *key,
 int cluster_install_pulled(struct cluster_worker *cw, const char *key,
 			   size_t nkey, uint64_t hash, const char *reply,
 			   size_t len);
+
+/*
+ * After a local write or delete that cluster_route marked (moving_in or
+ * hot_owner): marks a moving-in key FRESH, and for a replicated key whose
+ * owner is this node queues 'dpc_inv <key> done' to each of its replicas
+ * (sent by the next cluster_worker_poll, so after the write).
+ */
+void cluster_after_write(struct cluster_worker *cw, const char *key,
+			 size_t nkey, uint64_t hash);
+
+/*
+ * The answer of a FILL or WARM pull (err: the forwarder's, 0 = an answer
+ * in reply/len). A FILL answer is stored as the replica's copy (the owner's
+ * CAS kept) unless an invalidation came since the pull left ('gen'); a
+ * WARM answer is added at the owner unless a write came since. A FILL that
+ * could not reach the owner lets the replica serve its last untouched copy
+ * for a while. Returns 0, or -errno for an unreadable answer.
+ */
+int cluster_pull_done(struct cluster_worker *cw, enum cluster_pull kind,
+		      const char *key, size_t nkey, uint64_t hash,
+		      uint64_t gen, int err, const char *reply, size_t len);
+
+/* Sync mode: the idx-th replica of a hot key owned here (idx from 0), for
+ * the BLOCK round. false when there is none (the round is over). */
+bool cluster_replica_peer(struct cluster_worker *cw, const char *key,
+			  size_t nkey, uint64_t hash, unsigned idx,
+			  char peer[MAP_ADDR_MAX], char peer_id[MAP_ID_MAX]);
+
+/* 'dpc_inv <key> block|done' (key in base64 + ' b' when needed) into buf;
+ * the length, or 0 when it does not fit. */
+size_t cluster_format_inval(char *buf, size_t cap, const char *key,
+			    size_t nkey, bool block);
+
+/* A peer's 'dpc_inv <key> block|done': drops this node's copy of the key
+ * (unless it owns it); 'block' also keeps fills out for a lease. */
+void cluster_invalidate(struct cluster_worker *cw, const char *key,
+			size_t nkey, uint64_t hash, bool block);
+
+/* ---- hot keys, for the node's control thread ---------------------------- */
+
+/*
+ * Drains every serving thread's sketch: up to 'max' counts into out;
+ * *received: client requests counted since the last drain; *executed:
+ * requests run against the cache since then (the 'local' counter). Any
+ * thread, one caller at a time.
+ */
+unsigned cluster_hot_drain(struct cluster *c, struct hot_count *out,
+			   unsigned max, uint64_t *received,
+			   uint64_t *executed);
+/* Publishes a new replica set (takes ownership; NULL = none). The caller
+ * is not a serving thread: it waits for a grace period. */
+void cluster_set_hot(struct cluster *c, struct hot_set *set);
 
 /* A UDP request for a key this node does not own was refused. */
 void cluster_count_udp_refused(struct cluster_worker *cw);

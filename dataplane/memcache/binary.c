@@ -614,7 +614,7 @@ static int bin_store_complete(struct mc_session *s, struct mc_buf *out)
 	enum cache_status rc = cache_store(w->ct, it, st->hash, &args, &cas);
 	if (__builtin_expect(st->fresh_after, 0)) {
 		st->fresh_after = false;
-		mc_fwd_mark_fresh(s, fkey, fnkey, st->hash);
+		mc_fwd_after_write(s, fkey, fnkey, st->hash);
 	}
 	if (is_cas) {
 		if (rc == CACHE_OK)
@@ -1003,7 +1003,7 @@ static int bin_request(struct mc_session *s, const char *in, size_t len,
 			rc = bin_dispatch(&r);
 			/* stores mark it when they complete (fresh_after) */
 			if (fresh && !bin_is_store(base))
-				mc_fwd_mark_fresh(s, r.key, h->keylen,
+				mc_fwd_after_write(s, r.key, h->keylen,
 						  cache_hash(r.key, h->keylen));
 		}
 	} else {

@@ -77,6 +77,8 @@ enum mc_route mc_fwd_route(struct mc_session *s, const char *key, size_t nkey,
 	else if (f != NULL && f->peer_role == MC_PEER_FINAL)
 		from = CLUSTER_FROM_PEER_FINAL;
 	cluster_route(s->w->cluster, key, nkey, hash, op, from, pulled, r);
+	/* One post-write hook for both reasons (mc_fwd_after_write). */
+	r->moving_in = r->moving_in || r->hot_owner;
 	switch (r->action) {
 	case CLUSTER_FORWARD:
 		if (f == NULL) {
@@ -91,8 +93,18 @@ enum mc_route mc_fwd_route(struct mc_session *s, const char *key, size_t nkey,
 		f->req_buf.len = 0;
 		return MC_ROUTE_FORWARD;
 	case CLUSTER_PULL:
-		/* A datagram cannot wait: it reads what is here. */
-		return f == NULL ? MC_ROUTE_LOCAL : MC_ROUTE_PULL;
+		if (f != NULL)
+			return MC_ROUTE_PULL;
+		/* A datagram cannot wait. A moving-in key or an owner's hot
+		 * key reads what is here; a replica without a valid copy, or
+		 * a sync write that must block the replicas first, is
+		 * refused like any key owned elsewhere. */
+		if (r->pull_kind == CLUSTER_PULL_FILL ||
+		    r->pull_kind == CLUSTER_PULL_BLOCK) {
+			cluster_count_udp_refused(s->w->cluster);
+			return MC_ROUTE_REFUSED;
+		}
+		return MC_ROUTE_LOCAL;
 	case CLUSTER_REFUSE:
 		return MC_ROUTE_REFUSED;
 	default:
@@ -531,6 +543,29 @@ static bool translate(struct mc_session *s, int err, const char *reply,
 	return true;
 }
 
+static void fwd_done(void *arg, int err, const char *reply, size_t len);
+
+/* MC_FWD_BLOCK: sends 'dpc_inv <key> block' to the replica after the one
+ * that answered. true: it is out (keep waiting); false: none left. */
+static bool block_next(struct mc_session *s)
+{
+	struct mc_fwd *f = s->fwd;
+	char req[CACHE_KEY_MAX * 2 + 32];
+
+	while (cluster_replica_peer(s->w->cluster, f->key, f->nkey, f->hash,
+				    ++f->block_idx, f->peer, f->peer_id)) {
+		size_t n = cluster_format_inval(req, sizeof(req), f->key,
+						f->nkey, true);
+		if (n != 0 && cluster_forward(s->w->cluster, f->peer, true, req,
+					      n, fwd_done, s, &f->req) == 0) {
+			f->waiting = true;
+			return true;
+		}
+		MC_STAT_INC(s->w, pull_errors);
+	}
+	return false;
+}
+
 static void fwd_done(void *arg, int err, const char *reply, size_t len)
 {
 	struct mc_session *s = arg;
@@ -543,10 +578,24 @@ static void fwd_done(void *arg, int err, const char *reply, size_t len)
 		mc_buf_deinit(&f->req_buf);
 		mc_buf_init(&f->req_buf);
 	}
-	if (f->kind == MC_FWD_PULL) {
+	if (f->kind == MC_FWD_BLOCK) {
+		/* A replica that cannot be reached blocks nothing: its copy
+		 * lives out its lease. On to the next one, then the write. */
+		if (err != 0 || len < 2 || memcmp(reply, "HD", 2) != 0)
+			MC_STAT_INC(s->w, pull_errors);
+		if (block_next(s))
+			return;
+		f->pulled = true;
+	} else if (f->kind == MC_FWD_PULL) {
 		/* A failed pull is a miss: the request runs here either way. */
-		if (err != 0 || cluster_install_pulled(s->w->cluster, f->key, f->nkey,
-						       f->hash, reply, len) != 0)
+		int rc = f->pull_kind == CLUSTER_PULL_MIGRATE ?
+			 (err != 0 ? err :
+			  cluster_install_pulled(s->w->cluster, f->key,
+						 f->nkey, f->hash, reply, len)) :
+			 cluster_pull_done(s->w->cluster, f->pull_kind, f->key,
+					   f->nkey, f->hash, f->pull_gen, err,
+					   reply, len);
+		if (rc != 0)
 			MC_STAT_INC(s->w, pull_errors);
 		f->pulled = true;
 	} else {
@@ -610,13 +659,34 @@ bool mc_fwd_pull(struct mc_session *s, const struct cluster_route *r,
 	memcpy(f->peer_id, r->peer_id, sizeof(f->peer_id));
 	f->peer[sizeof(f->peer) - 1] = '\0';
 	f->peer_id[sizeof(f->peer_id) - 1] = '\0';
-	f->kind = MC_FWD_PULL;
+	f->kind = r->pull_kind == CLUSTER_PULL_BLOCK ? MC_FWD_BLOCK
+						      : MC_FWD_PULL;
+	f->pull_kind = r->pull_kind;
+	f->pull_gen = r->pull_gen;
+	f->block_idx = 0;
 	f->nkey = (uint8_t)nkey;
 	memcpy(f->key, key, nkey);
 	f->hash = hash;
 	f->req_buf.len = 0;
 
 	MC_STAT_INC(s->w, cmd_pull);
+	if (f->kind == MC_FWD_BLOCK) {
+		char req[CACHE_KEY_MAX * 2 + 32];
+		size_t n = cluster_format_inval(req, sizeof(req), key, nkey,
+						true);
+		if (n != 0 && cluster_forward(s->w->cluster, f->peer, true,
+					      req, n, fwd_done, s,
+					      &f->req) == 0) {
+			f->waiting = true;
+			return true;
+		}
+		/* The first replica failed at once: try the others. */
+		MC_STAT_INC(s->w, pull_errors);
+		if (block_next(s))
+			return true;
+		f->req = NULL;
+		return false;
+	}
 	int rc = mc_buf_append(&f->req_buf, "mg ", 3);
 	if (rc == 0)
 		rc = mc_fwd_put_key(&f->req_buf, key, nkey, &b64);

@@ -99,6 +99,8 @@ enum mc_fwd_kind {
 	MC_FWD_TEXT_ARITH,     /* VA -> the number, NF -> NOT_FOUND */
 	MC_FWD_META,           /* relayed as is, the client's q applied here */
 	MC_FWD_BINARY,         /* into a binary response to the saved header */
+	MC_FWD_BLOCK,          /* sync mode: 'dpc_inv <key> block' to each
+	                          replica in turn, then run the write here */
 };
 
 enum mc_peer_role { MC_PEER_NONE = 0, MC_PEER_FWD, MC_PEER_FINAL,
@@ -114,7 +116,11 @@ struct mc_fwd {
 	struct fwd_req *req;        /* out at the forwarder; NULL when none */
 	bool waiting;               /* req is out: feeds answer MC_FEED_WAIT */
 	bool ready;                 /* 'reply' goes out before anything else */
-	bool pulled;                /* the request being re-run pulled its key */
+	bool pulled;                /* the request being re-run pulled its key
+	                               (or, MC_FWD_BLOCK, blocked its replicas) */
+	uint8_t pull_kind;          /* MC_FWD_PULL: enum cluster_pull */
+	uint8_t block_idx;          /* MC_FWD_BLOCK: the replica out now */
+	uint64_t pull_gen;          /* MC_FWD_PULL: cluster_route's pull_gen */
 	uint8_t peer_role;          /* enum mc_peer_role (dpc_peer hello) */
 	uint8_t kind;               /* enum mc_fwd_kind of the request out */
 	bool quiet;                 /* text noreply, meta q, binary quiet opcode */
@@ -135,7 +141,8 @@ struct mc_fwd {
 
 /* What mc_fwd_route decided for one key. */
 enum mc_route {
-	MC_ROUTE_LOCAL = 0,    /* run here (r->moving_in: mark fresh after a write) */
+	MC_ROUTE_LOCAL = 0,    /* run here (r->moving_in: call
+	                          mc_fwd_after_write after a write) */
 	MC_ROUTE_FORWARD,      /* build fwd->req_buf, then mc_fwd_start */
 	MC_ROUTE_PULL,         /* mc_fwd_pull, then run again */
 	MC_ROUTE_REFUSED,      /* not ours and the session cannot wait (UDP),
@@ -183,11 +190,12 @@ int mc_fwd_put_key(struct mc_buf *b, const char *key, size_t nkey, bool *b64);
 /* The error reply for a forward that failed (text/meta form). */
 int mc_fwd_error_line(struct mc_buf *out, const char *peer_id, int err);
 
-/* Wrapper so protocol files need not know cluster.h's counting. */
-static inline void mc_fwd_mark_fresh(struct mc_session *s, const char *key,
-				     size_t nkey, uint64_t hash)
+/* After a write that mc_fwd_route marked (r->moving_in): FRESH for a
+ * moving-in key, invalidations for a replicated one (cluster_after_write). */
+static inline void mc_fwd_after_write(struct mc_session *s, const char *key,
+				      size_t nkey, uint64_t hash)
 {
-	cluster_mark_fresh(s->w->cluster, key, nkey, hash);
+	cluster_after_write(s->w->cluster, key, nkey, hash);
 }
 
 /* binary.c, for the translation of forwarded answers. */

@@ -143,6 +143,9 @@ int mc_meta_store_reply(struct mc_session *s, enum cache_status st,
 
 /* meta.c: base64 of n bytes at p (needs 4*((n+2)/3) bytes); returns the end. */
 char *mc_b64_encode(const char *in, size_t n, char *p);
+/* Decodes base64 (with padding) into out (room for n*3/4 bytes). Returns
+ * the length, 0 if the input is not base64. */
+size_t mc_b64_decode(const char *in, size_t n, char *out);
 
 /* meta.c: runs one meta command line (mg ms md ma mn me). */
 int mc_meta_process(struct mc_session *s, struct mc_tok *tok, size_t ntok,

@@ -83,7 +83,7 @@ static int b64_value(unsigned char c)
 }
 
 /* Decodes into out (room for n*3/4 bytes). Returns the length, 0 if bad. */
-static size_t b64_decode(const char *in, size_t n, char *out)
+size_t mc_b64_decode(const char *in, size_t n, char *out)
 {
 	size_t o = 0;
 
@@ -198,7 +198,7 @@ static int meta_preparse(const struct mc_tok *tok, size_t ntok, size_t start,
 		switch (o) {
 		case 'b': {
 			size_t n = tok[1].len <= META_KEY_TOKEN_MAX ?
-					   b64_decode(tok[1].p, tok[1].len, of->keybuf) : 0;
+					   mc_b64_decode(tok[1].p, tok[1].len, of->keybuf) : 0;
 			if (n == 0 || n > CACHE_KEY_MAX) {
 				*errstr = "CLIENT_ERROR error decoding key";
 				has_error = true;
@@ -858,7 +858,7 @@ static int meta_delete(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	else
 		st = cache_delete(w->ct, of.key, of.nkey, hash, cas);
 	if (__builtin_expect(fresh, 0))
-		mc_fwd_mark_fresh(s, of.key, of.nkey, hash);
+		mc_fwd_after_write(s, of.key, of.nkey, hash);
 
 	switch (st) {
 	case CACHE_OK:
@@ -949,7 +949,7 @@ static int meta_arith(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	enum cache_status st = cache_arith(w->ct, of.key, of.nkey, hash, &args,
 					   &value, &cas);
 	if (__builtin_expect(fresh, 0))
-		mc_fwd_mark_fresh(s, of.key, of.nkey, hash);
+		mc_fwd_after_write(s, of.key, of.nkey, hash);
 
 	char *p = mc_buf_reserve(out, META_LINE_MAX);
 	if (p == NULL)
@@ -1049,7 +1049,7 @@ static int meta_debug(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	if (ntok < 3 || tok[1].len > CACHE_KEY_MAX)
 		return out_err(out, bad_format);
 	if (ntok >= 4 && MC_TOK_IS(&tok[2], "b")) {
-		nkey = b64_decode(tok[1].p, tok[1].len, keybuf);
+		nkey = mc_b64_decode(tok[1].p, tok[1].len, keybuf);
 		if (nkey == 0)
 			return out_err(out, bad_format);
 		key = keybuf;

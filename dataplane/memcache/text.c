@@ -539,7 +539,7 @@ static int store_finish(struct mc_session *s, struct mc_buf *out)
 	enum cache_status rc = cache_store(w->ct, it, st->hash, &args, &cas);
 	if (__builtin_expect(st->fresh_after, 0)) {
 		st->fresh_after = false;
-		mc_fwd_mark_fresh(s, fkey, fnkey, st->hash);
+		mc_fwd_after_write(s, fkey, fnkey, st->hash);
 	}
 	if (__builtin_expect(st->migrated, 0)) {
 		/* A migration stream's add that a local write overtook. */
@@ -740,7 +740,7 @@ static int process_arith(struct mc_session *s, struct mc_tok *tok,
 		if (rc >= 0)
 			return rc;
 		if (fresh)
-			mc_fwd_mark_fresh(s, tok[1].p, tok[1].len, hash);
+			mc_fwd_after_write(s, tok[1].p, tok[1].len, hash);
 	}
 	switch (cache_arith(w->ct, tok[1].p, tok[1].len, hash, &args, &value, NULL)) {
 	case CACHE_OK: {
@@ -788,7 +788,7 @@ static int process_touch(struct mc_session *s, struct mc_tok *tok,
 		if (rc >= 0)
 			return rc;
 		if (fresh)
-			mc_fwd_mark_fresh(s, tok[1].p, tok[1].len, hash);
+			mc_fwd_after_write(s, tok[1].p, tok[1].len, hash);
 	}
 	MC_STAT_INC(w, cmd_touch);
 	if (cache_touch(w->ct, tok[1].p, tok[1].len, hash,
@@ -827,7 +827,7 @@ static int process_delete(struct mc_session *s, struct mc_tok *tok,
 		if (rc >= 0)
 			return rc;
 		if (fresh)
-			mc_fwd_mark_fresh(s, tok[1].p, tok[1].len, hash);
+			mc_fwd_after_write(s, tok[1].p, tok[1].len, hash);
 	}
 	if (cache_delete(w->ct, tok[1].p, tok[1].len, hash, 0) == CACHE_OK) {
 		MC_STAT_INC(w, delete_hits);
@@ -899,6 +899,42 @@ process_peer_hello(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 	else
 		return reply(out, false, bad_format, sizeof(bad_format) - 1);
 	MC_STAT_INC(s->w, peer_hellos);
+	return REPLY(out, false, "HD");
+}
+
+/*
+ * 'dpc_inv <key> <block|done> [b]': a hot key's owner tells this replica
+ * that the key is about to change (block: install no fill until 'done' or
+ * a lease) or changed (done): the copy here is dropped. Peer sessions only;
+ * a client gets ERROR, as for any unknown command. Answers HD.
+ */
+static __attribute__((noinline)) int
+process_peer_inval(struct mc_session *s, struct mc_tok *tok, size_t ntok,
+		   struct mc_buf *out)
+{
+	struct mc_fwd *f = s->fwd;
+	char key[CACHE_KEY_MAX + 3];
+	size_t nkey = tok[1].len;
+
+	if (f == NULL || f->peer_role == MC_PEER_NONE)
+		return REPLY(out, false, "ERROR");
+	if (ntok != 4 && !(ntok == 5 && MC_TOK_IS(&tok[3], "b")))
+		return reply(out, false, bad_format, sizeof(bad_format) - 1);
+	bool block = MC_TOK_IS(&tok[2], "block");
+	if (!block && !MC_TOK_IS(&tok[2], "done"))
+		return reply(out, false, bad_format, sizeof(bad_format) - 1);
+	if (ntok == 5) {
+		if (nkey > 4 * ((CACHE_KEY_MAX + 2) / 3))
+			return reply(out, false, bad_format,
+				     sizeof(bad_format) - 1);
+		nkey = mc_b64_decode(tok[1].p, tok[1].len, key);
+	} else if (nkey <= CACHE_KEY_MAX) {
+		memcpy(key, tok[1].p, nkey);
+	}
+	if (!mc_key_len_ok(nkey))
+		return reply(out, false, bad_format, sizeof(bad_format) - 1);
+	cluster_invalidate(s->w->cluster, key, nkey, cache_hash(key, nkey),
+			   block);
 	return REPLY(out, false, "HD");
 }
 
@@ -1045,6 +1081,8 @@ process_command(struct mc_session *s, const char *line, size_t len,
 		}
 		if (s->w->cluster != NULL && MC_TOK_IS(cmd, "dpc_peer"))
 			return process_peer_hello(s, tok, ntok, out);
+		if (s->w->cluster != NULL && MC_TOK_IS(cmd, "dpc_inv"))
+			return process_peer_inval(s, tok, ntok, out);
 		break;
 	case 't':
 		if (MC_TOK_IS(cmd, "touch")) {

@@ -6,11 +6,14 @@ ports for 'stats'.  Checks each command's output and exit code: the read
 commands in text and --json, map --format=libmemcached as pylibmc parses it,
 SHARE against an independent ketama (tests/cluster/ketama.py), requests that
 end done (with a migration whose progress the CLI prints), rejected,
-detached then waited for, and timed out; an unreachable ZooKeeper (exit 3),
-bad input in ZooKeeper (clean error), usage errors (exit 2).
+detached then waited for, and timed out; 'hotkeys' over a seeded hot-key
+set and node reports (ROOT/hot/set, ROOT/hot/reports/<id>), with --node,
+--json, no set yet, and malformed documents; an unreachable ZooKeeper
+(exit 3), bad input in ZooKeeper (clean error), usage errors (exit 2).
 
 Environment: DPCACHECTL = the binary (meson sets it); ZooKeeper from
 tests/control/zk-server.sh on a random loopback port."""
+import base64
 import json
 import logging
 import os
@@ -181,6 +184,43 @@ class FakeLeader(threading.Thread):
                 time.sleep(0.05)
         except Exception as e:   # reported by the test
             self.error = e
+
+
+def b64(key):
+    return base64.b64encode(key if isinstance(key, bytes)
+                            else key.encode()).decode()
+
+
+def hot_report(nid, received, executed, keys):
+    """A node's report as control/hotctl.c writes it; keys: [(key, reads,
+    writes)]."""
+    return {'node': nid, 'interval_ms': 1000, 'received': received,
+            'executed': executed,
+            'keys': [{'key': b64(k), 'reads': r, 'writes': w}
+                     for k, r, w in keys]}
+
+
+def hot_set(version, epoch, keys):
+    """The leader's set; keys: [(key, owner, replicas, reads, writes)]."""
+    return {'version': version, 'epoch': epoch,
+            'keys': [{'key': b64(k), 'owner': o, 'replicas': reps,
+                      'reads': r, 'writes': w}
+                     for k, o, reps, r, w in keys]}
+
+
+def table(out, header):
+    """The rows (lists of cells) of the text table that starts with the
+    line whose cells are 'header', up to the next empty line."""
+    lines = out.splitlines()
+    for i, ln in enumerate(lines):
+        if ln.split() == header:
+            rows = []
+            for row in lines[i + 1:]:
+                if not row.strip():
+                    break
+                rows.append(row.split())
+            return rows
+    raise AssertionError('no table %r in:\n%s' % (header, out))
 
 
 def set_req(c, path, **kw):
@@ -563,6 +603,333 @@ class CtlTest(unittest.TestCase):
                 s.shutdown()
                 s.server_close()
 
+    # ---- hotkeys ------------------------------------------------------
+
+    BIN = b'\x00\xffbin'          # not printable: shown as b64:
+
+    def seed_hot(self, with_set=True):
+        if with_set:
+            self.c.put('hot/set', hot_set(7, 7, [
+                ('user:1', 'n1', ['n2'], 4000.0, 1.0),
+                (self.BIN, 'n2', ['n1', 'n3'], 150.0, 0.0)]))
+        self.c.put('hot/reports/n1', hot_report('n1', 1000.0, 900.0, [
+            ('user:1', 3000.0, 1.0), ('hot:a', 500.0, 10.0),
+            (self.BIN, 200.0, 0.0), ('cold:b', 50.0, 0.0)]), ephemeral=True)
+        self.c.put('hot/reports/n2', hot_report('n2', 2500.5, 2000.25, [
+            ('user:1', 2000.0, 0.5), ('has space', 400.0, 0.0),
+            ('hot:a', 100.0, 0.0)]), ephemeral=True)
+        # n3: many lukewarm keys, so 'hot, not replicated' is cut at 20
+        self.c.put('hot/reports/n3', hot_report('n3', 10.0, 10.0, [
+            ('k%02d' % i, 10.0 + i, 0.0) for i in range(29, -1, -1)]),
+            ephemeral=True)
+
+    def owner(self, key):
+        return ketama.map_owner(self.map['nodes'], key)
+
+    def test_hotkeys(self):
+        self.seed_hot()
+        rc, out, err, _ = run(self.c.zk, 'hotkeys')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err, '')
+        self.assertEqual(out.splitlines()[0],
+                         'hot-key set: version 7, map epoch 7, 3 nodes '
+                         'reporting (n1, n2, n3)')
+        # the set, by the reads summed over the reports now (not the
+        # leader's figures from when it chose the keys)
+        self.assertEqual(table(out, ['KEY', 'READS/S', 'WRITES/S', 'OWNER',
+                                     'REPLICAS']), [
+            ['user:1', '5000.0', '1.5', 'n1', 'n2'],
+            ['b64:' + b64(self.BIN), '200.0', '0.0', 'n2', 'n1,n3']])
+        self.assertIn('\nhot, not replicated:\n', out)
+        rows = table(out, ['KEY', 'READS/S', 'WRITES/S', 'OWNER', 'NODES'])
+        want = [['hot:a', '600.0', '10.0', self.owner('hot:a'), '2'],
+                ['b64:' + b64('has space'), '400.0', '0.0',
+                 self.owner('has space'), '1'],
+                ['cold:b', '50.0', '0.0', self.owner('cold:b'), '1']]
+        want += [['k%02d' % i, '%.1f' % (10.0 + i), '0.0',
+                  self.owner('k%02d' % i), '1'] for i in range(29, 12, -1)]
+        self.assertEqual(rows, want)          # top 20, reads desc
+        self.assertNotIn('user:1', [r[0] for r in rows])
+
+        rc, out, err, _ = run(self.c.zk, '--json', 'hotkeys')
+        self.assertEqual(rc, 0, err)
+        doc = json.loads(out)
+        self.assertEqual((doc['set']['version'], doc['set']['epoch'],
+                          doc['map_epoch'], doc['nodes_reporting']),
+                         (7, 7, 7, ['n1', 'n2', 'n3']))
+        k0, k1 = doc['set']['keys']
+        self.assertEqual(k0, {'key': 'user:1', 'key_b64': b64('user:1'),
+                              'reads': 5000.0, 'writes': 1.5, 'owner': 'n1',
+                              'replicas': ['n2'], 'set_reads': 4000.0,
+                              'set_writes': 1.0})
+        self.assertEqual((k1['key'], base64.b64decode(k1['key_b64']),
+                          k1['replicas']),
+                         ('b64:' + b64(self.BIN), self.BIN, ['n1', 'n3']))
+        hot = doc['hot_not_replicated']
+        self.assertEqual(len(hot), 20)
+        self.assertEqual(hot[0], {'key': 'hot:a', 'key_b64': b64('hot:a'),
+                                  'reads': 600.0, 'writes': 10.0,
+                                  'owner': self.owner('hot:a'), 'nodes': 2})
+        self.assertEqual(base64.b64decode(hot[1]['key_b64']), b'has space')
+
+    def test_hotkeys_node(self):
+        self.seed_hot()
+        for args in (['hotkeys', '--node', 'n1'], ['hotkeys', '--node=n1'],
+                     ['--node', 'n1', 'hotkeys']):
+            rc, out, err, _ = run(self.c.zk, *args)
+            self.assertEqual(rc, 0, (args, err))
+            self.assertEqual(out.splitlines()[0],
+                             'node n1: received 1000.0/s, executed 900.0/s '
+                             '(interval 1000 ms)')
+            self.assertEqual(table(out, ['KEY', 'READS/S', 'WRITES/S',
+                                         'REPLICATED']), [
+                ['user:1', '3000.0', '1.0', 'yes'],
+                ['hot:a', '500.0', '10.0', 'no'],
+                ['b64:' + b64(self.BIN), '200.0', '0.0', 'yes'],
+                ['cold:b', '50.0', '0.0', 'no']])
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--node', 'n2', '--json')
+        self.assertEqual(rc, 0, err)
+        doc = json.loads(out)
+        self.assertEqual((doc['node'], doc['interval_ms'], doc['received'],
+                          doc['executed'], doc['set_version']),
+                         ('n2', 1000, 2500.5, 2000.25, 7))
+        self.assertEqual(doc['keys'][1], {
+            'key': 'b64:' + b64('has space'), 'key_b64': b64('has space'),
+            'reads': 400.0, 'writes': 0.0, 'replicated': False})
+        self.assertEqual([k['replicated'] for k in doc['keys']],
+                         [True, False, False])
+
+        # unknown node: the same error as the other commands
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--node', 'n9')
+        self.assertEqual(rc, 1)
+        self.assertEqual(err, 'dpcachectl: unknown node n9 '
+                              '(known: n1, n2, n3, n5)\n')
+        self.assertEqual(out, '')
+        # known, but it wrote no report
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--node', 'n5')
+        self.assertEqual(rc, 1)
+        self.assertIn('dpcachectl: no hot-key report from n5', err)
+        # a node that reports but is neither registered nor in the map
+        self.c.put('hot/reports/n8', hot_report('n8', 1.0, 1.0, []))
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--node', 'n8')
+        self.assertEqual(rc, 0, err)
+        self.assertIn('no hot keys reported', out)
+
+    def test_hotkeys_no_set(self):
+        self.seed_hot(with_set=False)
+        rc, out, err, _ = run(self.c.zk, 'hotkeys')
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith(
+            'no hot-key set published yet\n'
+            'map epoch 7, 3 nodes reporting (n1, n2, n3)\n'), out)
+        rows = table(out, ['KEY', 'READS/S', 'WRITES/S', 'OWNER', 'NODES'])
+        self.assertEqual(rows[0], ['user:1', '5000.0', '1.5',
+                                   self.owner('user:1'), '2'])
+        self.assertEqual(rows[1][:2], ['hot:a', '600.0'])
+        self.assertEqual(rows[3][:2], ['b64:' + b64(self.BIN), '200.0'])
+        self.assertEqual(len(rows), 20)
+        rc, out, err, _ = run(self.c.zk, '--json', 'hotkeys')
+        self.assertEqual(rc, 0, err)
+        doc = json.loads(out)
+        self.assertIsNone(doc['set'])
+        self.assertEqual(doc['hot_not_replicated'][0]['key'], 'user:1')
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--node', 'n1')
+        self.assertEqual(rc, 0, err)
+        self.assertIn('no hot-key set published yet\n', out)
+        self.assertEqual({r[3] for r in table(out, [
+            'KEY', 'READS/S', 'WRITES/S', 'REPLICATED'])}, {'no'})
+
+        # nothing under ROOT/hot at all
+        self.c.kz.delete(self.c.root + '/hot', recursive=True)
+        rc, out, err, _ = run(self.c.zk, 'hotkeys')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, 'no hot-key set published yet\n'
+                              'map epoch 7, 0 nodes reporting\n'
+                              '\nhot, not replicated: none\n')
+        # an empty set
+        self.c.put('hot/set', hot_set(3, 7, []))
+        rc, out, err, _ = run(self.c.zk, 'hotkeys')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out, 'hot-key set: version 3, map epoch 7, '
+                              '0 nodes reporting\nno keys replicated\n'
+                              '\nhot, not replicated: none\n')
+
+    def test_hotkeys_bad_documents(self):
+        self.seed_hot()
+        # the map moved on since the set was chosen: said in the header
+        m = dict(self.map, epoch=9)
+        self.c.put('map', m)
+        rc, out, err, _ = run(self.c.zk, 'hotkeys')
+        self.assertEqual(rc, 0, err)
+        self.assertIn('version 7, map epoch 7 (the map is now at epoch 9)',
+                      out.splitlines()[0])
+
+        # a malformed report: left out with a warning, exit 1
+        self.c.put('hot/reports/n2', b'{not json')
+        rc, out, err, _ = run(self.c.zk, 'hotkeys')
+        self.assertEqual(rc, 1)
+        self.assertIn('dpcachectl: bad hot-key report in %s/hot/reports/n2: '
+                      % self.c.root, err)
+        self.assertIn('2 nodes reporting (n1, n3)', out)
+        self.assertIn(['user:1', '3000.0', '1.0', 'n1', 'n2'], table(
+            out, ['KEY', 'READS/S', 'WRITES/S', 'OWNER', 'REPLICAS']))
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--node', 'n2')
+        self.assertEqual(rc, 1)
+        self.assertIn('bad hot-key report in %s/hot/reports/n2' % self.c.root,
+                      err)
+        # a report filed under another node's name
+        self.c.put('hot/reports/n2', hot_report('n1', 1.0, 1.0, []))
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--node', 'n2')
+        self.assertEqual(rc, 1)
+        self.assertIn("it names node 'n1'", err)
+
+        # a malformed set: a clean error, nothing printed
+        for bad in (b'{"version": "x"}', b'\xff\x00garbage', b'',
+                    json.dumps(hot_set(8, 7, [('k', 'n1', ['n1'], 1.0, 0.0)]))
+                    .encode(),
+                    json.dumps(hot_set(8, 7, [('k', 'bad/id', [], 1.0, 0.0)]))
+                    .encode()):
+            self.c.put('hot/set', bad)
+            for args in (['hotkeys'], ['--json', 'hotkeys'],
+                         ['hotkeys', '--node', 'n1']):
+                rc, out, err, _ = run(self.c.zk, *args)
+                self.assertEqual(rc, 1, (bad, args, out, err))
+                self.assertEqual(out, '')
+                self.assertTrue(err.startswith(
+                    'dpcachectl: bad hot-key set in %s/hot/set: '
+                    % self.c.root), err)
+                self.assertEqual(len(err.splitlines()), 1, err)
+
+    def test_hotkeys_routes(self):
+        """--format=routes: KEY ADDR... per replicated key, the map's owner
+        first, replicas not in the map left out, keys whose set owner is no
+        longer their map owner left out."""
+        addr = {n['id']: n['addr'] for n in self.map['nodes']}
+
+        def other(nid):                  # the other active node
+            return 'n2' if nid == 'n1' else 'n1'
+
+        # keys named for the node that owns them in the map, by the
+        # independent ketama (the leader's owner is the map's owner)
+        keys = {}
+        for i in range(200):
+            k = 'r%d' % i
+            keys.setdefault(self.owner(k), []).append(k)
+        a, moved = keys['n1'][0], keys['n2'][0]
+        spaced = next(k for k in ('sp %d' % i for i in range(100))
+                      if self.owner(k) == 'n2')
+        binkey = next(k for k in (b'\x00\xff' + bytes([i]) for i in range(256))
+                      if self.owner(k) == 'n1')
+        lone = keys['n2'][1]
+        oa, ob, os_, ol = (self.owner(k) for k in (a, binkey, spaced, lone))
+        self.c.put('hot/set', hot_set(11, 7, [
+            # n3 (standby) is in the map: kept; n9 is not: left out
+            (a, oa, ['n9', other(oa), 'n3'], 9000.0, 0.0),
+            # the set says n1, the map says n2 (the map moved on): left out
+            (moved, 'n1', ['n3'], 8000.0, 0.0),
+            (binkey, ob, [other(ob)], 7000.0, 1.0),
+            (spaced, os_, ['n3', other(os_)], 6000.0, 0.0),
+            # every replica gone from the map: the owner alone
+            (lone, ol, ['n9'], 5000.0, 0.0)]))
+        # a malformed report does not matter: routes read no reports
+        self.c.put('hot/reports/n2', b'{not json', ephemeral=True)
+
+        want_lines = [
+            '# dpcache hot-key routes: set version 11, map epoch 7',
+            '%s %s %s %s' % (a, addr[oa], addr[other(oa)], addr['n3']),
+            'b64:%s %s %s' % (b64(binkey), addr[ob], addr[other(ob)]),
+            'b64:%s %s %s %s' % (b64(spaced), addr[os_], addr['n3'],
+                                 addr[other(os_)]),
+            '%s %s' % (lone, addr[ol])]
+        for args in (['hotkeys', '--format=routes'],
+                     ['--format=routes', 'hotkeys'],
+                     ['--format', 'routes', 'hotkeys']):
+            rc, out, err, _ = run(self.c.zk, *args)
+            self.assertEqual(rc, 0, (args, err))
+            self.assertEqual(err, '')
+            self.assertEqual(out.splitlines(), want_lines, args)
+
+        rc, out, err, _ = run(self.c.zk, '--json', 'hotkeys',
+                              '--format=routes')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err, '')
+        doc = json.loads(out)
+        self.assertEqual((doc['version'], doc['epoch']), (11, 7))
+        self.assertEqual(doc['routes'][0], {
+            'key': a, 'key_b64': b64(a),
+            'servers': [addr[oa], addr[other(oa)], addr['n3']]})
+        self.assertEqual([base64.b64decode(r['key_b64'])
+                          for r in doc['routes']],
+                         [a.encode(), binkey, spaced.encode(), lone.encode()])
+        self.assertEqual(doc['routes'][1]['key'], 'b64:' + b64(binkey))
+        self.assertEqual(doc['routes'][3]['servers'], [addr[ol]])
+        # every line of the text form is in the JSON form, and back
+        self.assertEqual(
+            [' '.join([r['key']] + r['servers']) for r in doc['routes']],
+            want_lines[1:])
+
+        # the header's epoch is the map's now, whose addresses are printed
+        m = dict(self.map, epoch=9)
+        m['nodes'] = [dict(n) for n in self.map['nodes']]
+        m['nodes'][2]['addr'] = '127.0.0.1:21013'     # n3 moved port
+        self.c.put('map', m)
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--format=routes')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.splitlines()[0],
+                         '# dpcache hot-key routes: set version 11, '
+                         'map epoch 9')
+        self.assertEqual(out.splitlines()[1].split()[-1], '127.0.0.1:21013')
+        self.c.put('map', self.map)
+
+        # --format=text is the default table
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--format=text')
+        self.assertEqual(rc, 1)           # the malformed report, as always
+        rc2, out2, _, _ = run(self.c.zk, 'hotkeys')
+        self.assertEqual((rc, out), (rc2, out2))
+        self.assertIn('KEY', out)
+
+        # an empty set, then no set at all: the header line alone
+        self.c.put('hot/set', hot_set(12, 7, []))
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--format=routes')
+        self.assertEqual((rc, out), (0, '# dpcache hot-key routes: set '
+                                        'version 12, map epoch 7\n'), err)
+        self.c.kz.delete(self.c.root + '/hot', recursive=True)
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--format=routes')
+        self.assertEqual((rc, out, err), (0, '# dpcache hot-key routes: set '
+                                             'version 0, map epoch 7\n', ''))
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--format=routes',
+                              '--json')
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out),
+                         {'version': 0, 'epoch': 7, 'routes': []})
+
+        # a malformed set: a clean error, nothing on stdout
+        self.c.put('hot/set', b'{"version": "x"}')
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--format=routes')
+        self.assertEqual((rc, out), (1, ''))
+        self.assertTrue(err.startswith('dpcachectl: bad hot-key set in '
+                                       '%s/hot/set: ' % self.c.root), err)
+        # no map: nothing to route to
+        self.c.kz.delete(self.c.root + '/map')
+        rc, out, err, _ = run(self.c.zk, 'hotkeys', '--format=routes')
+        self.assertEqual((rc, out), (1, ''))
+        self.assertIn('no shard map', err)
+
+        # usage errors (exit 2), caught before ZooKeeper is asked
+        for args in (['hotkeys', '--format=json'],
+                     ['hotkeys', '--format=route'],
+                     ['hotkeys', '--format='],
+                     ['hotkeys', '--format=routes', '--node', 'n1'],
+                     ['status', '--format=routes']):
+            rc, out, err, _ = run('127.0.0.1:1/x', *args)
+            self.assertEqual(rc, 2, (args, err))
+            self.assertIn('usage: dpcachectl', err)
+            self.assertEqual(out, '')
+        # 'map' checks its format once connected; routes is not one
+        rc, out, err, _ = run(self.c.zk, 'map', '--format=routes')
+        self.assertEqual(rc, 2, err)
+        self.assertIn("unknown map format 'routes'", err)
+
     # ---- bad input, errors, usage -------------------------------------
 
     def test_bad_data_in_zookeeper(self):
@@ -652,6 +1019,10 @@ class NoZooKeeperTest(unittest.TestCase):
         self.assertEqual(err, 'dpcachectl: cannot reach ZooKeeper at '
                               '127.0.0.1:%d: Connection refused\n' % port)
         self.assertLess(secs, 8)
+        rc, out, err, secs = run('127.0.0.1:%d/dpcache' % port, '--timeout=1',
+                                 'hotkeys', '--node', 'n1')
+        self.assertEqual(rc, 3)
+        self.assertIn('cannot reach ZooKeeper', err)
 
     def test_unresolvable(self):
         rc, out, err, _ = run('no-such-host.invalid:2181/x', '--timeout=1',
@@ -667,7 +1038,9 @@ class NoZooKeeperTest(unittest.TestCase):
                      ['weight', 'n1', '1001'], ['weight', 'n1', 'x'],
                      ['add', 'bad/id'], ['--timeout=0', 'status'],
                      ['--bogus', 'status'], ['status', '--format=json'],
-                     ['wait', 'x']):
+                     ['wait', 'x'], ['hotkeys', 'n1'],
+                     ['hotkeys', '--node'], ['hotkeys', '--node', 'bad/id'],
+                     ['status', '--node', 'n1'], ['hotkeys', '--format=json']):
             rc, out, err, _ = run(zk, *args)
             self.assertEqual(rc, 2, (args, err))
             self.assertIn('usage: dpcachectl', err)

@@ -73,6 +73,53 @@ static void collect_peers(void *arg, metrics_emit_fn emit, void *ctx)
 		emit(ctx, "cluster", "peer:n2:forwarded", "9");
 }
 
+/* dpcached's 'stats hotkeys' group (control/hotctl.h) and the replica
+ * counters of 'stats cluster'. */
+static void collect_hot(void *arg, metrics_emit_fn emit, void *ctx)
+{
+	(void)arg;
+	emit(ctx, "hotkeys", "hot_interval_ms", "1000");
+	emit(ctx, "hotkeys", "hot_received_per_s", "1234.5");
+	emit(ctx, "hotkeys", "hot_executed_per_s", "2345");
+	emit(ctx, "hotkeys", "hot_set_version", "7");
+	emit(ctx, "hotkeys", "hot_set_keys", "12");
+	emit(ctx, "hotkeys", "hot_reports_written", "40");
+	emit(ctx, "hotkeys", "hot_sets_published", "3");
+	emit(ctx, "hotkeys", "hot_zk_errors", "1");
+	emit(ctx, "hotkeys", "hotkey:0",
+	     "user:1 reads=5000.5 writes=1.5 owner=n1 replicas=n2,n3");
+	/* printable odd characters: escaped in the label, never in the key */
+	emit(ctx, "hotkeys", "hotkey:1",
+	     "odd\"k\\ey reads=10 writes=0 owner=- replicas=-");
+	emit(ctx, "hotkeys", "hotkey:2",
+	     "b64:AAEC/w== reads=3e2 writes=0.25 owner=n2 replicas=-");
+	/* the same key again: the first line wins */
+	emit(ctx, "hotkeys", "hotkey:3",
+	     "user:1 reads=1 writes=1 owner=n1 replicas=n2,n3");
+	/* malformed: each becomes an info sample, nothing half-parsed */
+	emit(ctx, "hotkeys", "hotkey:4", "bad1 reads=x writes=1 owner=- replicas=-");
+	emit(ctx, "hotkeys", "hotkey:5", "bad2 reads=1 writes=1 owner=-");
+	emit(ctx, "hotkeys", "hotkey:6", "bad3  reads=1 writes=1 owner=- replicas=-");
+	emit(ctx, "hotkeys", "hotkey:7", "bad4 writes=1 reads=1 owner=- replicas=-");
+	emit(ctx, "hotkeys", "hotkey:8",
+	     "bad5 reads=1 writes=1 owner=- replicas=- extra");
+	emit(ctx, "hotkeys", "hotkey:x", "bad6 reads=1 writes=1 owner=- replicas=-");
+	emit(ctx, "hotkeys", "hotkey:9", "");
+	emit(ctx, "hotkeys", "hotkey:10", " reads=1 writes=1 owner=- replicas=-");
+	/* the hotkey rule belongs to the hotkeys group only */
+	emit(ctx, "cluster", "hotkey:0", "k reads=1 writes=1 owner=- replicas=-");
+	emit(ctx, "cluster", "replica_hits", "11");
+	emit(ctx, "cluster", "replica_fills", "12");
+	emit(ctx, "cluster", "replica_fill_rejected", "13");
+	emit(ctx, "cluster", "replica_forwards", "14");
+	emit(ctx, "cluster", "invalidations_sent", "15");
+	emit(ctx, "cluster", "invalidations_received", "16");
+	emit(ctx, "cluster", "invalidation_errors", "17");
+	emit(ctx, "cluster", "sketch_skipped", "18");
+	emit(ctx, "cluster", "hot_set_version", "7");
+	emit(ctx, "cluster", "hot_set_keys", "12");
+}
+
 struct http_reply {
 	int status;
 	char *headers;
@@ -260,6 +307,101 @@ static void test_page(void **state)
 	reply_free(&r);
 	metrics_stop(&m);
 	assert_null(m);
+}
+
+/* The number of lines of body that start with prefix. */
+static unsigned count_prefix(const char *body, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	unsigned k = 0;
+
+	for (const char *p = body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+		if (strncmp(p, prefix, n) == 0)
+			k++;
+	return k;
+}
+
+static void test_hotkeys_group(void **state)
+{
+	struct metrics_server *m;
+	struct http_reply r;
+	char err[128] = "";
+
+	(void)state;
+	m = metrics_start("127.0.0.1:0", collect_hot, NULL, err, sizeof(err));
+	assert_non_null(m);
+	assert_int_equal(http_request(metrics_port(m), "GET", "/metrics", &r), 0);
+	assert_int_equal(r.status, 200);
+	check_structure(r.body);
+
+	/* numeric lines: no group prefix, typed by name */
+	assert_true(has_line(r.body, "# TYPE dpcache_hot_interval_ms gauge"));
+	assert_true(has_line(r.body, "dpcache_hot_interval_ms 1000"));
+	assert_true(has_line(r.body, "# TYPE dpcache_hot_received_per_s gauge"));
+	assert_true(has_line(r.body, "dpcache_hot_received_per_s 1234.5"));
+	assert_true(has_line(r.body, "# TYPE dpcache_hot_executed_per_s gauge"));
+	assert_true(has_line(r.body, "# TYPE dpcache_hot_set_version gauge"));
+	assert_true(has_line(r.body, "# TYPE dpcache_hot_set_keys gauge"));
+	assert_true(has_line(r.body, "dpcache_hot_set_keys 12"));
+	assert_true(has_line(r.body, "# TYPE dpcache_hot_reports_written counter"));
+	assert_true(has_line(r.body, "dpcache_hot_reports_written 40"));
+	assert_true(has_line(r.body, "# TYPE dpcache_hot_sets_published counter"));
+	assert_true(has_line(r.body, "# TYPE dpcache_hot_zk_errors counter"));
+	assert_null(strstr(r.body, "dpcache_hotkeys_"));
+
+	/* a hot key: two gauges with key, owner, replicated */
+	assert_true(has_line(r.body, "# TYPE dpcache_hotkey_reads_per_second gauge"));
+	assert_true(has_line(r.body, "# TYPE dpcache_hotkey_writes_per_second gauge"));
+	assert_true(has_line(r.body, "dpcache_hotkey_reads_per_second"
+		"{key=\"user:1\",owner=\"n1\",replicated=\"yes\"} 5000.5"));
+	assert_true(has_line(r.body, "dpcache_hotkey_writes_per_second"
+		"{key=\"user:1\",owner=\"n1\",replicated=\"yes\"} 1.5"));
+	/* the duplicate line of user:1 was dropped */
+	assert_int_equal(count_prefix(r.body,
+		"dpcache_hotkey_reads_per_second{key=\"user:1\""), 1);
+	/* escaping; owner '-' is an empty label */
+	assert_true(has_line(r.body, "dpcache_hotkey_reads_per_second"
+		"{key=\"odd\\\"k\\\\ey\",owner=\"\",replicated=\"no\"} 10"));
+	assert_true(has_line(r.body, "dpcache_hotkey_writes_per_second"
+		"{key=\"odd\\\"k\\\\ey\",owner=\"\",replicated=\"no\"} 0"));
+	/* an owner without replicas is not replicated */
+	assert_true(has_line(r.body, "dpcache_hotkey_reads_per_second"
+		"{key=\"b64:AAEC/w==\",owner=\"n2\",replicated=\"no\"} 3e2"));
+	assert_true(has_line(r.body, "dpcache_hotkey_writes_per_second"
+		"{key=\"b64:AAEC/w==\",owner=\"n2\",replicated=\"no\"} 0.25"));
+	/* three good keys, nothing from the malformed lines below */
+	assert_int_equal(count_prefix(r.body, "dpcache_hotkey_reads_per_second{"), 3);
+	assert_int_equal(count_prefix(r.body, "dpcache_hotkey_writes_per_second{"), 3);
+
+	/* malformed hot-key lines: info samples, no rate series */
+	assert_true(has_line(r.body, "dpcache_info{group=\"hotkeys\","
+		"key=\"hotkey:4\",value=\"bad1 reads=x writes=1 owner=- replicas=-\"} 1"));
+	assert_non_null(strstr(r.body, "value=\"bad2 reads=1 writes=1 owner=-\""));
+	assert_non_null(strstr(r.body, "value=\"bad3  reads=1"));
+	assert_non_null(strstr(r.body, "value=\"bad4 writes=1"));
+	assert_non_null(strstr(r.body, "value=\"bad5 reads=1"));
+	assert_non_null(strstr(r.body, "key=\"hotkey:x\",value=\"bad6"));
+	assert_non_null(strstr(r.body, "key=\"hotkey:9\",value=\"\"} 1"));
+	assert_non_null(strstr(r.body, "key=\"hotkey:10\",value=\" reads=1"));
+	assert_true(has_line(r.body, "dpcache_info{group=\"cluster\","
+		"key=\"hotkey:0\",value=\"k reads=1 writes=1 owner=- replicas=-\"} 1"));
+
+	/* the replica counters of 'stats cluster' */
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_replica_hits counter"));
+	assert_true(has_line(r.body, "dpcache_cluster_replica_hits 11"));
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_replica_fills counter"));
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_replica_fill_rejected counter"));
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_replica_forwards counter"));
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_invalidations_sent counter"));
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_invalidations_received counter"));
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_invalidation_errors counter"));
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_sketch_skipped counter"));
+	assert_true(has_line(r.body, "dpcache_cluster_sketch_skipped 18"));
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_hot_set_version gauge"));
+	assert_true(has_line(r.body, "# TYPE dpcache_cluster_hot_set_keys gauge"));
+	assert_true(has_line(r.body, "dpcache_cluster_hot_set_keys 12"));
+	reply_free(&r);
+	metrics_stop(&m);
 }
 
 static void test_healthz_404_405(void **state)
@@ -454,6 +596,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_page),
+		cmocka_unit_test(test_hotkeys_group),
 		cmocka_unit_test(test_healthz_404_405),
 		cmocka_unit_test(test_bad_address),
 		cmocka_unit_test(test_aggregate_name_sticky),

@@ -60,6 +60,15 @@ static struct {
 	int installs;
 	int udp_refused;
 	int woke;
+	/* hot keys */
+	int pull_dones;
+	enum cluster_pull last_pull_kind;
+	uint64_t last_pull_gen;
+	int last_pull_err;
+	int invalidations;
+	bool last_inval_block;
+	char inval_key[256];
+	size_t inval_nkey;
 } T;
 
 /* Any non-NULL pointer: the protocol only passes it back to us. */
@@ -97,6 +106,26 @@ void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 		r->final_hop = true;
 		strcpy(r->peer, "127.0.0.1:4");
 		strcpy(r->peer_id, "n4");
+	} else if (nkey > 0 && key[0] == 'h' && !peer_session && !pulled &&
+		   op == CLUSTER_OP_READ) {
+		/* a replica without a valid copy: fill it from the owner */
+		r->action = CLUSTER_PULL;
+		r->pull_kind = CLUSTER_PULL_FILL;
+		r->pull_gen = 77;
+		r->final_hop = true;
+		strcpy(r->peer, "127.0.0.1:5");
+		strcpy(r->peer_id, "n5");
+	} else if (nkey > 0 && key[0] == 'w' && !peer_session &&
+		   op != CLUSTER_OP_READ) {
+		/* sync mode at the owner: block the replicas, then write */
+		r->hot_owner = true;
+		if (!pulled) {
+			r->action = CLUSTER_PULL;
+			r->pull_kind = CLUSTER_PULL_BLOCK;
+			r->final_hop = true;
+			strcpy(r->peer, "127.0.0.1:6");
+			strcpy(r->peer_id, "n6");
+		}
 	} else if (nkey > 0 && key[0] == 'p' && !pulled && op != CLUSTER_OP_SET &&
 		   !present(key, nkey, hash)) {
 		r->action = CLUSTER_PULL;
@@ -145,8 +174,8 @@ void fwd_cancel(struct fwd_req *h)
 	s->cancelled = true;
 }
 
-void cluster_mark_fresh(struct cluster_worker *cw, const char *key,
-			size_t nkey, uint64_t hash)
+void cluster_after_write(struct cluster_worker *cw, const char *key,
+			 size_t nkey, uint64_t hash)
 {
 	assert_ptr_equal(cw, FAKE_CW);
 	assert_true(hash == cache_hash(key, nkey));
@@ -207,6 +236,55 @@ int cluster_install_pulled(struct cluster_worker *cw, const char *key,
 	struct cache_store_args a = { .mode = CACHE_ADD };
 	(void)cache_store(ct, it, hash, &a, NULL);
 	return 0;
+}
+
+int cluster_pull_done(struct cluster_worker *cw, enum cluster_pull kind,
+		      const char *key, size_t nkey, uint64_t hash,
+		      uint64_t gen, int err, const char *reply, size_t len)
+{
+	assert_ptr_equal(cw, FAKE_CW);
+	assert_true(hash == cache_hash(key, nkey));
+	T.pull_dones++;
+	T.last_pull_kind = kind;
+	T.last_pull_gen = gen;
+	T.last_pull_err = err;
+	if (err != 0)
+		return err;
+	/* Installed like a migration pull would be (the fake ignores CAS). */
+	return cluster_install_pulled(cw, key, nkey, hash, reply, len);
+}
+
+/* Two replicas for every 'w' key: 127.0.0.1:6 (n6) and :7 (n7). */
+bool cluster_replica_peer(struct cluster_worker *cw, const char *key,
+			  size_t nkey, uint64_t hash, unsigned idx,
+			  char peer[MAP_ADDR_MAX], char peer_id[MAP_ID_MAX])
+{
+	assert_ptr_equal(cw, FAKE_CW);
+	assert_true(hash == cache_hash(key, nkey));
+	if (idx > 1)
+		return false;
+	snprintf(peer, MAP_ADDR_MAX, "127.0.0.1:%u", 6 + idx);
+	snprintf(peer_id, MAP_ID_MAX, "n%u", 6 + idx);
+	return true;
+}
+
+size_t cluster_format_inval(char *buf, size_t cap, const char *key,
+			    size_t nkey, bool block)
+{
+	int n = snprintf(buf, cap, "dpc_inv %.*s %s\r\n", (int)nkey, key,
+			 block ? "block" : "done");
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+void cluster_invalidate(struct cluster_worker *cw, const char *key,
+			size_t nkey, uint64_t hash, bool block)
+{
+	assert_ptr_equal(cw, FAKE_CW);
+	assert_true(hash == cache_hash(key, nkey));
+	T.invalidations++;
+	T.last_inval_block = block;
+	memcpy(T.inval_key, key, nkey);
+	T.inval_nkey = nkey;
 }
 
 void cluster_count_udp_refused(struct cluster_worker *cw)
@@ -308,6 +386,18 @@ static int answer_n(int i, int err, const char *reply, size_t n)
 	return push("", 0);
 }
 #define ANSWER(i, s) answer_n((i), 0, (s), strlen(s))
+
+/* Completes submission i when the session is to go on waiting (it sent
+ * its next request from the callback): no wake-up. */
+static void answer_no_wake(int i, int err, const char *reply)
+{
+	assert_true(i < T.nsubs);
+	struct sub *s = &T.subs[i];
+	int woke = T.woke;
+	s->completed = true;
+	s->done(s->arg, err, reply, reply ? strlen(reply) : 0);
+	assert_int_equal(T.woke, woke);
+}
 #define FAIL(i, err) answer_n((i), (err), NULL, 0)
 
 /* ---- text ----------------------------------------------------------------- */
@@ -1057,6 +1147,123 @@ static void test_udp_refused(void **state)
 	assert_int_equal(T.nsubs, 0);
 }
 
+/* ---- hot keys --------------------------------------------------------------- */
+
+/* A replica without a valid copy fills it from the owner (the router's
+ * generation travels with the pull), then serves it here; a fill that
+ * cannot reach the owner is reported with its error, and the read runs. */
+static void test_hot_fill(void **state)
+{
+	(void)state;
+	assert_int_equal(PUSH("get hk\r\n"), MC_FEED_WAIT);
+	EXPECT_SUB(0, "127.0.0.1:5", "mg hk v f t c\r\n");
+	assert_true(T.last_final_hop);
+	assert_int_equal(ANSWER(0, "VA 2 f3 t-1 c99\r\nhi\r\n"), MC_FEED_MORE);
+	assert_int_equal(T.pull_dones, 1);
+	assert_int_equal(T.last_pull_kind, CLUSTER_PULL_FILL);
+	assert_int_equal(T.last_pull_gen, 77);
+	assert_true(T.last_pulled);
+	EXPECT_OUT("VALUE hk 3 2\r\nhi\r\nEND\r\n");
+
+	/* meta and binary reads fill the same way */
+	assert_int_equal(PUSH("mg hm v\r\n"), MC_FEED_WAIT);
+	EXPECT_SUB(1, "127.0.0.1:5", "mg hm v f t c\r\n");
+	assert_int_equal(FAIL(1, -ECONNREFUSED), MC_FEED_MORE);
+	assert_int_equal(T.last_pull_err, -ECONNREFUSED);
+	EXPECT_OUT("EN\r\n");
+	assert_int_equal(T.pull_dones, 2);
+	assert_int_equal(T.fresh_marks, 0);     /* reads call no write hook */
+}
+
+/* Sync mode at the owner: every replica is blocked in turn, then the write
+ * runs, then the write hook (which sends the 'done' invalidations). A
+ * replica that fails does not stop the write. */
+static void test_hot_sync_block(void **state)
+{
+	(void)state;
+	assert_int_equal(PUSH("set wk 0 0 1\r\nv\r\n"), MC_FEED_WAIT);
+	EXPECT_SUB(0, "127.0.0.1:6", "dpc_inv wk block\r\n");
+	EXPECT_OUT("");
+	answer_no_wake(0, 0, "HD\r\n");
+	EXPECT_SUB(1, "127.0.0.1:7", "dpc_inv wk block\r\n");
+	assert_int_equal(T.fresh_marks, 0);     /* not written yet */
+	EXPECT_OUT("");
+	assert_int_equal(ANSWER(1, "HD\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("STORED\r\n");
+	assert_int_equal(T.fresh_marks, 1);
+	assert_string_equal(T.fresh_key, "wk");
+
+	/* a delete, the first replica unreachable */
+	assert_int_equal(PUSH("delete wk\r\n"), MC_FEED_WAIT);
+	EXPECT_SUB(2, "127.0.0.1:6", "dpc_inv wk block\r\n");
+	answer_no_wake(2, -ETIMEDOUT, NULL);
+	EXPECT_SUB(3, "127.0.0.1:7", "dpc_inv wk block\r\n");
+	assert_int_equal(ANSWER(3, "HD\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("DELETED\r\n");
+	assert_int_equal(T.fresh_marks, 2);
+	assert_int_equal(T.nsubs, 4);
+
+	/* the first send failing at once: on to the next replica */
+	T.fail_next = -ENOBUFS;
+	assert_int_equal(PUSH("ms wk 1\r\nz\r\n"), MC_FEED_WAIT);
+	EXPECT_SUB(4, "127.0.0.1:7", "dpc_inv wk block\r\n");
+	assert_int_equal(ANSWER(4, "HD\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("HD\r\n");
+	assert_int_equal(T.fresh_marks, 3);
+}
+
+/* 'dpc_inv' is a peer command: a client gets ERROR; a peer gets HD, with
+ * the key decoded from base64 when it says so, and bad lines refused. */
+static void test_hot_inval_command(void **state)
+{
+	(void)state;
+	assert_int_equal(PUSH("dpc_inv k1 done\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("ERROR\r\n");
+	assert_int_equal(T.invalidations, 0);
+
+	assert_int_equal(PUSH("dpc_peer n1 final\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("HD\r\n");
+	assert_int_equal(PUSH("dpc_inv k1 done\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("HD\r\n");
+	assert_int_equal(T.invalidations, 1);
+	assert_false(T.last_inval_block);
+	assert_int_equal(T.inval_nkey, 2);
+	assert_memory_equal(T.inval_key, "k1", 2);
+	/* "a b\n" in base64 */
+	assert_int_equal(PUSH("dpc_inv YSBiCg== block b\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("HD\r\n");
+	assert_true(T.last_inval_block);
+	assert_int_equal(T.inval_nkey, 4);
+	assert_memory_equal(T.inval_key, "a b\n", 4);
+
+	assert_int_equal(PUSH("dpc_inv k1 later\r\ndpc_inv k1\r\n"
+			      "dpc_inv !!!! done b\r\n"), MC_FEED_MORE);
+	EXPECT_OUT("CLIENT_ERROR bad command line format\r\n"
+		   "CLIENT_ERROR bad command line format\r\n"
+		   "CLIENT_ERROR bad command line format\r\n");
+	assert_int_equal(T.invalidations, 2);
+}
+
+/* UDP cannot wait: a fill or a sync block is refused like a key owned
+ * elsewhere. */
+static void test_hot_udp(void **state)
+{
+	(void)state;
+	struct mc_buf out;
+	mc_buf_init(&out);
+	static const char refused[] = "SERVER_ERROR key not served by this node\r\n";
+	assert_int_equal(mc_text_run_buffer(T.mf->worker, "get hk\r\n", 8, &out), 0);
+	assert_int_equal(out.len, sizeof(refused) - 1);
+	assert_memory_equal(out.data, refused, out.len);
+	out.len = 0;
+	assert_int_equal(mc_text_run_buffer(T.mf->worker, "set wk 0 0 1\r\nx\r\n",
+					    17, &out), 0);
+	assert_memory_equal(out.data, refused, out.len);
+	mc_buf_deinit(&out);
+	assert_int_equal(T.udp_refused, 2);
+	assert_int_equal(T.nsubs, 0);
+}
+
 static void test_stats_counters(void **state)
 {
 	(void)state;
@@ -1263,6 +1470,10 @@ int main(void)
 		T_(test_binary_delete_arith),
 		T_(test_binary_pull_and_cancel),
 		T_(test_udp_refused),
+		T_(test_hot_fill),
+		T_(test_hot_sync_block),
+		T_(test_hot_inval_command),
+		T_(test_hot_udp),
 		T_(test_stats_counters),
 		T_(test_random),
 #undef T_
