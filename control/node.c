@@ -147,15 +147,58 @@ static void purge_incoming(struct node *n, const struct shard_map *map)
 			(unsigned long long)map->migration);
 }
 
+/* Keys of the replica set moving in here (cluster_hot_moving_in). */
+struct hot_keys {
+	unsigned n;
+	uint8_t nkey[HOT_SET_KEYS_MAX];
+	char key[HOT_SET_KEYS_MAX][CACHE_KEY_MAX];
+};
+
+static void collect_hot_key(void *arg, const char *key, size_t nkey)
+{
+	struct hot_keys *hk = arg;
+	if (hk->n < HOT_SET_KEYS_MAX) {
+		hk->nkey[hk->n] = (uint8_t)nkey;
+		memcpy(hk->key[hk->n++], key, nkey);
+	}
+}
+
+/* Deletes the local copies of hot keys that move in to this node. The
+ * keys are listed first, then deleted attached to the cache: an RCU
+ * reader must never wait for the set's lock (its holder may be waiting
+ * for a grace period). */
+static void drop_hot_incoming(struct node *n, const struct shard_map *map)
+{
+	struct hot_keys *hk = calloc(1, sizeof(*hk));
+	if (hk == NULL)
+		return;
+	cluster_hot_moving_in(n->cluster, map, collect_hot_key, hk);
+	struct cache_thread *t = hk->n ? cache_thread_attach(n->cfg.cache)
+				       : NULL;
+	for (unsigned i = 0; t != NULL && i < hk->n; i++)
+		(void)cache_delete(t, hk->key[i], hk->nkey[i],
+				   cache_hash(hk->key[i], hk->nkey[i]), 0);
+	cache_thread_detach(&t);
+	free(hk);
+}
+
 /* Agent thread: a new map version. */
 static void on_map(void *arg, struct shard_map *map)
 {
 	struct node *n = arg;
+	bool prepare = map->phase == MAP_PHASE_PREPARE;
 
-	if (map->phase == MAP_PHASE_PREPARE)
+	if (prepare)
 		purge_incoming(n, map);
+	map_ref(map);
 	migrator_apply(n->migrator, map);          /* takes its own reference */
-	cluster_set_map(n->cluster, map);          /* takes ours */
+	cluster_set_map(n->cluster, map);          /* takes one of ours */
+	/* A replica's fill answered between the purge and the new map could
+	 * have stored a hot key that moves in here: no fill installs under
+	 * this map, so one more pass over the hot keys leaves none. */
+	if (prepare)
+		drop_hot_incoming(n, map);
+	map_unref(map);
 }
 
 /* Migrator thread: progress of the stream this node sends. */

@@ -118,6 +118,7 @@ void cluster_set_map(struct cluster *c, struct shard_map *m)
 		tomb_clear(c->fresh);
 		c->fresh_dirty = false;
 	}
+	replica_map_changed(c);
 	pthread_mutex_unlock(&c->set_lock);
 	map_unref(old);
 }

@@ -228,6 +228,15 @@ unsigned cluster_hot_drain(struct cluster *c, struct hot_count *out,
  * is not a serving thread: it waits for a grace period. */
 void cluster_set_hot(struct cluster *c, struct hot_set *set);
 
+/*
+ * Calls fn for every key of the current replica set that moves in to this
+ * node in 'm' (a migration map): a replica's copy of such a key must not
+ * become the new owner's data. Agent thread (takes the set's lock).
+ */
+void cluster_hot_moving_in(struct cluster *c, const struct shard_map *m,
+			   void (*fn)(void *arg, const char *key, size_t nkey),
+			   void *arg);
+
 /* A UDP request for a key this node does not own was refused. */
 void cluster_count_udp_refused(struct cluster_worker *cw);
 

@@ -171,6 +171,8 @@ bool replica_route(struct cluster_worker *cw, const struct shard_map *m,
 		   uint64_t hash, enum cluster_op op, enum cluster_from from,
 		   bool pulled, struct cluster_route *r);
 void replica_worker_init(struct cluster_worker *cw);
+/* After a new map is published and its grace period passed. */
+void replica_map_changed(struct cluster *c);
 void replica_worker_fini(struct cluster_worker *cw);
 /* 'stats cluster' lines of the hot-key side (under no lock). */
 void replica_stats(struct cluster *c, cluster_stat_fn emit, void *arg);

@@ -240,6 +240,43 @@ void cluster_set_hot(struct cluster *c, struct hot_set *set)
 	index_free(old);
 }
 
+/* Agent thread, after a new map's grace period (cluster_set_map): no
+ * copy made under an older map is served, and no fill sent under one
+ * installs. Owners change with maps, and during a migration owners send
+ * no invalidations, so copies from before it may be stale. */
+void replica_map_changed(struct cluster *c)
+{
+	pthread_mutex_lock(&c->hot_lock);
+	struct hot_index *hi = c->hot;     /* only set_hot changes it: locked */
+	for (unsigned i = 0; hi != NULL && i < hi->set->nkeys; i++) {
+		struct replica_state *st = hi->entries[i].st;
+		pthread_mutex_lock(&st->lock);
+		store64(&st->gen, next_gen(c));
+		store64(&st->copy_cas, 0);
+		pthread_mutex_unlock(&st->lock);
+	}
+	pthread_mutex_unlock(&c->hot_lock);
+}
+
+void cluster_hot_moving_in(struct cluster *c, const struct shard_map *m,
+			   void (*fn)(void *arg, const char *key, size_t nkey),
+			   void *arg)
+{
+	if (m == NULL || m->migration == 0)
+		return;
+	pthread_mutex_lock(&c->hot_lock);
+	struct hot_index *hi = c->hot;     /* only set_hot changes it: locked */
+	for (unsigned i = 0; hi != NULL && i < hi->set->nkeys; i++) {
+		const struct hot_set_key *k = hi->entries[i].k;
+		uint32_t rh = ring_hash(k->key, k->nkey);
+		const struct map_node *prev = map_prev_owner(m, rh);
+		if (cluster_is_self(c, map_owner(m, rh)) &&
+		    !cluster_is_self(c, prev))
+			fn(arg, k->key, k->nkey);
+	}
+	pthread_mutex_unlock(&c->hot_lock);
+}
+
 /* ---- routing --------------------------------------------------------------- */
 
 /* The replica this node sends reads of a key it does not hold to: spread
@@ -320,6 +357,10 @@ bool replica_route(struct cluster_worker *cw, const struct shard_map *m,
 		pthread_mutex_lock(&e->st->lock);
 		store64(&e->st->gen, next_gen(c));
 		pthread_mutex_unlock(&e->st->lock);
+		/* Nor may a later miss here pull the old value back from a
+		 * replica that has not seen this write's invalidation yet (a
+		 * delete undone). Only a new owner warms up. */
+		__atomic_store_n(&e->st->warm_tried, true, __ATOMIC_RELAXED);
 		r->hot_owner = true;
 		if (c->replica_sync && !pulled && pick_replica(c, m, e->k)) {
 			char peer[MAP_ADDR_MAX], id[MAP_ID_MAX];
@@ -453,8 +494,12 @@ int cluster_pull_done(struct cluster_worker *cw, enum cluster_pull kind,
 
 	struct replica_state *st = e->st;
 	bool installed = false;
+	const struct shard_map *m = rcu_dereference(c->map);
 	pthread_mutex_lock(&st->lock);
-	if (load64(&st->gen) == gen) {
+	/* A map change moved every generation on (replica_map_changed), so
+	 * an answer to a pull sent under an older map installs nothing; nor
+	 * does one during a migration. */
+	if (load64(&st->gen) == gen && m != NULL && m->migration == 0) {
 		uint64_t cas = 0;
 		if (kind == CLUSTER_PULL_FILL && e->self_replica &&
 		    mono_ms() >= st->blocked_until_ms &&
@@ -536,6 +581,8 @@ static size_t format_inval(char *buf, size_t cap, const char *key,
 			   size_t nkey, const char *mode)
 {
 	bool b64 = false;
+	if (nkey == 0 || nkey > CACHE_KEY_MAX)
+		return 0;
 	for (size_t i = 0; i < nkey; i++) {
 		unsigned char ch = (unsigned char)key[i];
 		if (ch <= ' ' || ch == 0x7f)
