@@ -1008,20 +1008,13 @@ static void test_migration_turns_replicas_off(void **state)
 }
 
 /*
- * BUG (fails on purpose; see the rtest report). Sync mode promises that
- * once a client has the answer to a write, no replica serves an older
- * value. While a map has a migration, the owner runs writes of hot keys
- * with replica logic off: no BLOCK round, no hot_owner, so no
- * 'dpc_inv ... done' either (cluster_after_write returns early). A copy
- * a replica filled before the migration keeps its replica_state, and once
- * the map is stable again (a short migration, within the lease) it is
- * served: the write made during the migration is invisible here until the
- * lease ends. Proposed fix (replica.c): remember the map epoch a copy was
- * filled under (replica_state.copy_epoch, set in cluster_pull_done from
- * c->map) and serve a copy only under that same epoch, so any map change
- * ends every copy (map changes are rare; the next read refills).
+ * Sync mode promises that once a client has the answer to a write, no
+ * replica serves an older value. During a migration the owner runs writes
+ * of hot keys with replica logic off (no BLOCK round, no invalidation), so
+ * a copy filled before the migration must not be served after it: every
+ * map change ends every copy (replica_map_changed).
  */
-static void test_bug_sync_copy_survives_migration(void **state)
+static void test_sync_copy_ends_with_map_change(void **state)
 {
 	struct fixture *f = *state;
 	char k[32];
@@ -1044,24 +1037,15 @@ static void test_bug_sync_copy_survives_migration(void **state)
 	st->epoch = 3;
 	publish_map(f, st);
 	struct cluster_route r = read_c(f, k);
-	assert_int_equal(r.action, CLUSTER_PULL);    /* BUG: LOCAL today */
+	assert_int_equal(r.action, CLUSTER_PULL);
 }
 
 /*
- * BUG (fails on purpose; see the rtest report). An owner that has a hot
- * key and deletes it (a client's delete) lacks it afterwards; the next
- * read there is taken for "an owner that never had the key" and pulls it
- * WARM from a replica. With async invalidation the replica may not have
- * dropped its copy yet (the 'dpc_inv' goes out on the deleting thread's
- * link, the warm pull may leave on another thread's; or the invalidation
- * was lost), and its answer is ADDed: the deleted key comes back with its
- * old value. The generation check only guards writes that come after the
- * pull left, not before. Proposed fix (replica.c, replica_route, the
- * owner's write path): a write routed at the owner also sets warm_tried,
- * since the owner's data is authoritative once it took a write in this
- * state.
+ * An owner that deleted a hot key lacks it afterwards; its next read must
+ * not pull the old value WARM from a replica that has not dropped its copy
+ * yet (the delete would be undone): a write at the owner ends warm-up.
  */
-static void test_bug_warm_pull_resurrects_delete(void **state)
+static void test_owner_write_ends_warm_up(void **state)
 {
 	struct fixture *f = *state;
 	char k[32];
@@ -1087,7 +1071,7 @@ static void test_bug_warm_pull_resurrects_delete(void **state)
 		(void)cluster_pull_done(f->cw, CLUSTER_PULL_WARM, KH(k),
 					r.pull_gen, 0, fill_va,
 					strlen(fill_va));
-	assert_null(peek(f, k));                     /* BUG: "hi" today */
+	assert_null(peek(f, k));
 }
 
 /* ---- stats, the invalidation's format, the sketch drain ----------------------- */
@@ -1267,8 +1251,8 @@ int main(void)
 		T(test_replica_write_drops_copy, setup_default),
 		T(test_preexisting_item_not_served, setup_default),
 		T(test_migration_turns_replicas_off, setup_default),
-		T(test_bug_sync_copy_survives_migration, setup_sync),
-		T(test_bug_warm_pull_resurrects_delete, setup_default),
+		T(test_sync_copy_ends_with_map_change, setup_sync),
+		T(test_owner_write_ends_warm_up, setup_default),
 		T(test_stats, setup_default),
 		T(test_format_inval, setup_default),
 		T(test_hot_drain, setup_sample1),
