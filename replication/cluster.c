@@ -264,7 +264,7 @@ static void route_moving_in(struct cluster_worker *cw, const char *key,
 			return;
 		}
 	}
-	if (op != CLUSTER_OP_READ)
+	if (op != CLUSTER_OP_READ && op != CLUSTER_OP_TOUCH)
 		(void)tomb_add(cw->c->fresh, fk);
 	CW_INC(cw, local);
 }
@@ -282,7 +282,7 @@ void cluster_route(struct cluster_worker *cw, const char *key, size_t nkey,
 	/* Detection counts what clients ask, once: not what peers pass on. */
 	if (from == CLUSTER_FROM_CLIENT && cw->sketch != NULL && !pulled)
 		hot_sketch_count(cw->sketch, key, nkey, hash,
-				 op != CLUSTER_OP_READ);
+				 op == CLUSTER_OP_SET || op == CLUSTER_OP_WRITE);
 
 	const struct shard_map *m = rcu_dereference(c->map);
 	const struct map_node *owner = NULL, *prev = NULL;

@@ -82,7 +82,9 @@ void cluster_worker_poll(struct cluster_worker *cw, uint64_t now_ms,
 			 bool fd_ready);
 
 enum cluster_op {
-	CLUSTER_OP_READ = 0,   /* get/gets/gat/touch/mg/meta no-op reads */
+	CLUSTER_OP_READ = 0,   /* get/gets/mg without T, meta no-op reads */
+	CLUSTER_OP_TOUCH,      /* gat/gats/touch/mg T: a read that changes the
+	                          TTL (a replica must not take it for the owner) */
 	CLUSTER_OP_SET,        /* an unconditional set: never needs a pull */
 	CLUSTER_OP_WRITE,      /* every other store, delete, incr/decr, ms/md/ma */
 };
@@ -197,8 +199,15 @@ int cluster_pull_done(struct cluster_worker *cw, enum cluster_pull kind,
 		      const char *key, size_t nkey, uint64_t hash,
 		      uint64_t gen, int err, const char *reply, size_t len);
 
-/* Sync mode: the idx-th replica of a hot key owned here (idx from 0), for
- * the BLOCK round. false when there is none (the round is over). */
+/* A FILL could not even be sent (queue full, no memory): the read runs
+ * here as a miss (the local non-copy is dropped). */
+void cluster_fill_not_sent(struct cluster_worker *cw, const char *key,
+			   size_t nkey, uint64_t hash);
+
+/* Sync mode: the idx-th node to block before a write of a hot key owned
+ * here (idx from 0): every other node of the map, since one may run a
+ * newer set version than ours. false when there is none (the round is
+ * over). */
 bool cluster_replica_peer(struct cluster_worker *cw, const char *key,
 			  size_t nkey, uint64_t hash, unsigned idx,
 			  char peer[MAP_ADDR_MAX], char peer_id[MAP_ID_MAX]);

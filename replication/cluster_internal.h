@@ -61,13 +61,19 @@ struct replica_state {
 	uint64_t copy_cas;                /* atomic; CAS of the copy a fill of
 	                                     this state installed, 0 = none */
 	uint64_t lease_until_ms;          /* atomic; the copy is served until */
-	uint64_t blocked_until_ms;        /* under lock; sync mode: no fill
-	                                     installs before this */
+	uint64_t blocked_until_ms;        /* atomic, written under lock; sync
+	                                     mode: no fill before this ... */
+	unsigned nblocked;                /* under lock: ... or while writes
+	                                     that blocked us have not said
+	                                     'done' */
 	uint64_t owner_failed_ms;         /* atomic; last fill that could not
 	                                     reach the owner */
 	uint64_t fill_until_ms;           /* atomic; a fill is out until then:
 	                                     other reads go to the owner */
-	bool warm_tried;                  /* atomic; owner pulled from a replica */
+	bool warm_tried;                  /* atomic; owner pulled from a replica,
+	                                     or has the key, or wrote it */
+	bool owner_changed;               /* the set's owner of the key changed
+	                                     when this state was made */
 	int refs;                         /* atomic; indexes holding it */
 };
 

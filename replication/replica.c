@@ -197,6 +197,8 @@ static struct hot_index *index_build(struct cluster *c, struct hot_set *set,
 			e->st = state_new(c);
 			if (e->st == NULL)
 				goto fail;
+			e->st->owner_changed = prev != NULL &&
+				strcmp(prev->k->owner, e->k->owner) != 0;
 		}
 		unsigned j = (unsigned)e->k->hash & hi->mask;
 		while (hi->slots[j] >= 0)
@@ -311,21 +313,45 @@ static const struct cache_item *untouched_copy(struct cluster_worker *cw,
 	return it != NULL && it->cas == cc ? it : NULL;
 }
 
+enum drop_why {
+	DROP_PASSING,      /* this node forwards a write of the key */
+	DROP_BLOCK,        /* the owner: a write is about to run (sync) */
+	DROP_DONE,         /* the owner: a write ran */
+};
+
+/* How long a 'block' holds at most: the owner blocks its replicas one
+ * after the other, each within a forward timeout, then writes; a lost
+ * 'done' must not block fills for ever. */
+static uint64_t block_ms(const struct cluster *c, unsigned nodes)
+{
+	uint64_t fwd = c->fwd_cfg.timeout_ms ? c->fwd_cfg.timeout_ms : 1000;
+	return c->lease_ms + (uint64_t)(nodes + 1) * fwd;
+}
+
 /* Drops this node's copy: the key's generation moves on (a fill under
- * way installs nothing), and the item goes unless this node owns the key
- * (then the item is the data, not a copy). */
+ * way installs nothing), and the item goes unless 'keep' (this node owns
+ * the key, or owned it before a migration in flight: the item is data,
+ * not a copy). A block holds until every write that blocked said done. */
 static void drop_copy(struct cluster_worker *cw, struct replica_state *st,
-		      const char *key, size_t nkey, uint64_t hash, bool block,
-		      bool owned)
+		      const char *key, size_t nkey, uint64_t hash,
+		      enum drop_why why, unsigned nodes, bool keep)
 {
 	if (st != NULL) {
 		pthread_mutex_lock(&st->lock);
 		store64(&st->gen, next_gen(cw->c));
 		store64(&st->copy_cas, 0);
-		st->blocked_until_ms = block ? mono_ms() + cw->c->lease_ms : 0;
+		if (why == DROP_BLOCK) {
+			uint64_t until = mono_ms() + block_ms(cw->c, nodes);
+			st->nblocked++;
+			if (until > load64(&st->blocked_until_ms))
+				store64(&st->blocked_until_ms, until);
+		} else if (why == DROP_DONE && st->nblocked > 0 &&
+			   --st->nblocked == 0) {
+			store64(&st->blocked_until_ms, 0);
+		}
 		pthread_mutex_unlock(&st->lock);
 	}
-	if (!owned)
+	if (!keep)
 		(void)cache_delete(cw->ct, key, nkey, hash, 0);
 }
 
@@ -343,13 +369,22 @@ bool replica_route(struct cluster_worker *cw, const struct shard_map *m,
 		return false;
 	bool self_owner = cluster_is_self(c, owner);
 
+	if (op == CLUSTER_OP_TOUCH) {
+		/* A TTL change is the owner's business: it goes there, and a
+		 * copy here would keep the old TTL. */
+		if (!self_owner && e->self_replica &&
+		    from != CLUSTER_FROM_PEER_FINAL)
+			drop_copy(cw, e->st, key, nkey, hash, DROP_PASSING, 0,
+				  false);
+		return false;
+	}
 	if (op != CLUSTER_OP_READ) {
 		if (!self_owner) {
 			/* Goes to the owner as any write; our own copy must
 			 * not outlive it (read-your-writes here). */
 			if (e->self_replica && from != CLUSTER_FROM_PEER_FINAL)
-				drop_copy(cw, e->st, key, nkey, hash, false,
-					  false);
+				drop_copy(cw, e->st, key, nkey, hash,
+					  DROP_PASSING, 0, false);
 			return false;
 		}
 		/* A warm pull under way must not add an older value over
@@ -362,7 +397,7 @@ bool replica_route(struct cluster_worker *cw, const struct shard_map *m,
 		 * delete undone). Only a new owner warms up. */
 		__atomic_store_n(&e->st->warm_tried, true, __ATOMIC_RELAXED);
 		r->hot_owner = true;
-		if (c->replica_sync && !pulled && pick_replica(c, m, e->k)) {
+		if (c->replica_sync && !pulled) {
 			char peer[MAP_ADDR_MAX], id[MAP_ID_MAX];
 			if (cluster_replica_peer(cw, key, nkey, hash, 0, peer,
 						 id)) {
@@ -392,9 +427,17 @@ bool replica_route(struct cluster_worker *cw, const struct shard_map *m,
 		 * died): one pull from a replica per state, with ADD. */
 		if (pulled || __atomic_load_n(&e->st->warm_tried, __ATOMIC_RELAXED))
 			return false;
-		struct cache_read_opts o = { .no_bump = true };
-		if (cache_get(cw->ct, key, nkey, hash, &o, NULL) != NULL)
+		/* Only a new owner: the set still names another one, or named
+		 * another when this state was made. */
+		if (strcmp(e->k->owner, c->self_id) == 0 &&
+		    !e->st->owner_changed)
 			return false;
+		struct cache_read_opts o = { .no_bump = true };
+		if (cache_get(cw->ct, key, nkey, hash, &o, NULL) != NULL) {
+			__atomic_store_n(&e->st->warm_tried, true,
+					 __ATOMIC_RELAXED);
+			return false;
+		}
 		const struct map_node *rep = pick_replica(c, m, e->k);
 		if (rep == NULL)
 			return false;
@@ -416,9 +459,12 @@ bool replica_route(struct cluster_worker *cw, const struct shard_map *m,
 				return true;
 			}
 			/* Lease over and the owner unreachable: the copy
-			 * outlives its owner until a new owner has the key. */
+			 * outlives its owner until a new owner has the key,
+			 * for two more leases at most (a fixed window: an
+			 * owner cut off from us but alive may take writes). */
 			uint64_t failed = load64(&e->st->owner_failed_ms);
-			if (failed != 0 && now - failed < 2ull * c->lease_ms) {
+			if (failed != 0 && now < load64(&e->st->lease_until_ms) +
+						 2ull * c->lease_ms) {
 				CW_INC(cw, replica_stale_hits);
 				CW_INC(cw, local);
 				return true;
@@ -426,7 +472,8 @@ bool replica_route(struct cluster_worker *cw, const struct shard_map *m,
 		}
 		/* One fill at a time per node: after an invalidation every
 		 * connection here would otherwise pull the same value. */
-		if (!pulled && now >= load64(&e->st->fill_until_ms)) {
+		if (!pulled && now >= load64(&e->st->fill_until_ms) &&
+		    now >= load64(&e->st->blocked_until_ms)) {
 			store64(&e->st->fill_until_ms, now + c->lease_ms / 2);
 			cluster_route_to(r, CLUSTER_PULL, owner);
 			r->pull_kind = CLUSTER_PULL_FILL;
@@ -501,8 +548,13 @@ int cluster_pull_done(struct cluster_worker *cw, enum cluster_pull kind,
 	 * does one during a migration. */
 	if (load64(&st->gen) == gen && m != NULL && m->migration == 0) {
 		uint64_t cas = 0;
+		uint64_t now = mono_ms();
+		/* A block whose 'done' never came ends with its time. */
+		if (st->nblocked > 0 && now >= load64(&st->blocked_until_ms))
+			st->nblocked = 0;
 		if (kind == CLUSTER_PULL_FILL && e->self_replica &&
-		    mono_ms() >= st->blocked_until_ms &&
+		    st->nblocked == 0 &&
+		    now >= load64(&st->blocked_until_ms) &&
 		    !owned_here(c, key, nkey) && p.cas != 0) {
 			/* The owner's CAS, so a 'gets' here can feed a 'cas'
 			 * there. */
@@ -542,10 +594,11 @@ bool cluster_replica_peer(struct cluster_worker *cw, const char *key,
 	const struct hot_entry *e = current_entry(c, key, nkey, hash);
 	if (m == NULL || e == NULL)
 		return false;
-	/* idx counts the replicas that are in the map, in set order. */
-	for (unsigned i = 0; i < e->k->nreplicas; i++) {
-		int n = map_find(m, e->k->replicas[i]);
-		if (n < 0 || cluster_is_self(c, &m->nodes[n]))
+	/* Every other node of the map, not only this set's replicas: a node
+	 * may apply a new set version before this one does and fill under
+	 * it. idx counts them in map order. */
+	for (unsigned n = 0; n < m->nnodes; n++) {
+		if (cluster_is_self(c, &m->nodes[n]))
 			continue;
 		if (idx-- == 0) {
 			memcpy(peer, m->nodes[n].addr, MAP_ADDR_MAX);
@@ -561,11 +614,15 @@ void cluster_invalidate(struct cluster_worker *cw, const char *key,
 {
 	struct cluster *c = cw->c;
 	const struct hot_entry *e = current_entry(c, key, nkey, hash);
+	const struct shard_map *m = rcu_dereference(c->map);
 	CW_INC(cw, invalidations_received);
 	/* Not in our set (yet, or any more): a copy here is dropped all the
-	 * same; no fill can be under way without an entry. */
-	drop_copy(cw, e != NULL ? e->st : NULL, key, nkey, hash, block,
-		  owned_here(c, key, nkey));
+	 * same; no fill can be under way without an entry. During a
+	 * migration the item may be the data of its old or new owner: only
+	 * the state changes (the copies of a migration are dropped after it). */
+	drop_copy(cw, e != NULL ? e->st : NULL, key, nkey, hash,
+		  block ? DROP_BLOCK : DROP_DONE, m != NULL ? m->nnodes : 0,
+		  m == NULL || m->migration != 0 || owned_here(c, key, nkey));
 }
 
 static void inval_done(void *arg, int err, const char *reply, size_t len)
@@ -605,6 +662,19 @@ size_t cluster_format_inval(char *buf, size_t cap, const char *key,
 	return format_inval(buf, cap, key, nkey, block ? "block" : "done");
 }
 
+void cluster_fill_not_sent(struct cluster_worker *cw, const char *key,
+			   size_t nkey, uint64_t hash)
+{
+	struct cluster *c = cw->c;
+	const struct hot_entry *e = current_entry(c, key, nkey, hash);
+	if (e != NULL)
+		store64(&e->st->fill_until_ms, 0);
+	/* The read runs here now: what is here is no valid copy (else no
+	 * fill), so it must be a miss, not a stale value. */
+	if (!owned_here(c, key, nkey))
+		(void)cache_delete(cw->ct, key, nkey, hash, 0);
+}
+
 void cluster_after_write(struct cluster_worker *cw, const char *key,
 			 size_t nkey, uint64_t hash)
 {
@@ -623,9 +693,9 @@ void cluster_after_write(struct cluster_worker *cw, const char *key,
 	size_t len = format_inval(req, sizeof(req), key, nkey, "done");
 	if (len == 0)
 		return;
-	for (unsigned i = 0; i < e->k->nreplicas; i++) {
-		int n = map_find(m, e->k->replicas[i]);
-		if (n < 0 || cluster_is_self(c, &m->nodes[n]))
+	/* Every other node (cluster_replica_peer says why). */
+	for (unsigned n = 0; n < m->nnodes; n++) {
+		if (cluster_is_self(c, &m->nodes[n]))
 			continue;
 		/* Queued now, written by the next poll: after the write. A
 		 * full queue or a dead replica: that copy lives out its

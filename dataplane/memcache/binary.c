@@ -854,15 +854,19 @@ static __attribute__((noinline)) int bin_route(struct bin_req *r, bool *fresh)
 	*fresh = false;
 	st->fwd_store = false;
 	st->fresh_after = false;
-	if (r->base == MC_BIN_GET || r->base == MC_BIN_GETK || r->base == MC_BIN_GAT ||
-	    r->base == MC_BIN_GATK || r->base == MC_BIN_TOUCH)
+	if (r->base == MC_BIN_GET || r->base == MC_BIN_GETK)
 		op = CLUSTER_OP_READ;
+	else if (r->base == MC_BIN_GAT || r->base == MC_BIN_GATK ||
+		 r->base == MC_BIN_TOUCH)
+		op = CLUSTER_OP_TOUCH;
 	else if (r->base == MC_BIN_SET && h->cas == 0)
 		op = CLUSTER_OP_SET;
 
 	switch (mc_fwd_route(r->s, r->key, nkey, hash, op, &cr)) {
 	case MC_ROUTE_LOCAL:
-		*fresh = cr.moving_in && (op != CLUSTER_OP_READ || r->base == MC_BIN_TOUCH);
+		*fresh = cr.moving_in &&
+			 (op == CLUSTER_OP_SET || op == CLUSTER_OP_WRITE ||
+			  r->base == MC_BIN_TOUCH);
 		st->fresh_after = *fresh && store;
 		return -1;
 	case MC_ROUTE_REFUSED: {
@@ -873,7 +877,14 @@ static __attribute__((noinline)) int bin_route(struct bin_req *r, bool *fresh)
 		return rc;
 	}
 	case MC_ROUTE_PULL:
-		return mc_fwd_pull(r->s, &cr, r->key, nkey, hash) ? BIN_REDO : -1;
+		if (mc_fwd_pull(r->s, &cr, r->key, nkey, hash))
+			return BIN_REDO;
+		/* failed at once: runs here */
+		*fresh = cr.moving_in &&
+			 (op == CLUSTER_OP_SET || op == CLUSTER_OP_WRITE ||
+			  r->base == MC_BIN_TOUCH);
+		st->fresh_after = *fresh && store;
+		return -1;
 	default:
 		break;
 	}

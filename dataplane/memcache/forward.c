@@ -701,6 +701,8 @@ bool mc_fwd_pull(struct mc_session *s, const struct cluster_route *r,
 	if (rc != 0) {
 		MC_STAT_INC(s->w, pull_errors);
 		f->req = NULL;
+		if (f->pull_kind == CLUSTER_PULL_FILL)
+			cluster_fill_not_sent(s->w->cluster, key, nkey, hash);
 		return false;
 	}
 	f->waiting = true;

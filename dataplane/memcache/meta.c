@@ -397,7 +397,10 @@ meta_route(struct mc_session *s, const struct mc_tok *tok, size_t ntok,
 	case MC_ROUTE_REFUSED:
 		return out_err(out, MC_FWD_REFUSED_TEXT);
 	case MC_ROUTE_PULL:
-		return mc_fwd_pull(s, &r, of->key, of->nkey, hash) ? MC_LINE_WAIT : -1;
+		if (mc_fwd_pull(s, &r, of->key, of->nkey, hash))
+			return MC_LINE_WAIT;
+		*fresh = r.moving_in;     /* failed at once: runs here */
+		return -1;
 	default:
 		break;
 	}
@@ -442,7 +445,9 @@ static int meta_get(struct mc_session *s, struct mc_tok *tok, size_t ntok,
 		return out_err(out, errstr);
 	if (__builtin_expect(w->cluster != NULL, 0)) {
 		bool fresh;
-		rc = meta_route(s, tok, ntok, 2, &of, 'g', CLUSTER_OP_READ, &fresh, out);
+		rc = meta_route(s, tok, ntok, 2, &of, 'g',
+				of.new_ttl ? CLUSTER_OP_TOUCH : CLUSTER_OP_READ,
+				&fresh, out);
 		if (rc >= 0)
 			return rc;
 	}

@@ -232,7 +232,8 @@ get_route(struct mc_session *s, const char *key, size_t nkey, uint64_t hash,
 {
 	struct cluster_route r;
 
-	switch (mc_fwd_route(s, key, nkey, hash, CLUSTER_OP_READ, &r)) {
+	switch (mc_fwd_route(s, key, nkey, hash,
+			     m->touch ? CLUSTER_OP_TOUCH : CLUSTER_OP_READ, &r)) {
 	case MC_ROUTE_LOCAL:
 		return -1;
 	case MC_ROUTE_REFUSED:
@@ -612,7 +613,10 @@ update_route(struct mc_session *s, const struct mc_tok *tok,
 		st->left = (size_t)vlen + 2;
 		return REPLY(out, noreply, MC_FWD_REFUSED_TEXT);
 	case MC_ROUTE_PULL:
-		return mc_fwd_pull(s, &r, tok[1].p, tok[1].len, hash) ? MC_LINE_WAIT : -1;
+		if (mc_fwd_pull(s, &r, tok[1].p, tok[1].len, hash))
+			return MC_LINE_WAIT;
+		st->fresh_after = r.moving_in;   /* failed at once: runs here */
+		return -1;
 	default:
 		break;
 	}
@@ -691,7 +695,7 @@ simple_route(struct mc_session *s, const char *cmd, const struct mc_tok *key,
 	     bool noreply, bool *fresh, struct mc_buf *out)
 {
 	struct cluster_route r;
-	enum cluster_op op = kind == MC_FWD_TEXT_TOUCH ? CLUSTER_OP_READ :
+	enum cluster_op op = kind == MC_FWD_TEXT_TOUCH ? CLUSTER_OP_TOUCH :
 							 CLUSTER_OP_WRITE;
 
 	*fresh = false;
@@ -702,7 +706,10 @@ simple_route(struct mc_session *s, const char *cmd, const struct mc_tok *key,
 	case MC_ROUTE_REFUSED:
 		return REPLY(out, noreply, MC_FWD_REFUSED_TEXT);
 	case MC_ROUTE_PULL:
-		return mc_fwd_pull(s, &r, key->p, key->len, hash) ? MC_LINE_WAIT : -1;
+		if (mc_fwd_pull(s, &r, key->p, key->len, hash))
+			return MC_LINE_WAIT;
+		*fresh = r.moving_in;     /* failed at once: runs here */
+		return -1;
 	default:
 		break;
 	}

@@ -254,6 +254,15 @@ int cluster_pull_done(struct cluster_worker *cw, enum cluster_pull kind,
 	return cluster_install_pulled(cw, key, nkey, hash, reply, len);
 }
 
+void cluster_fill_not_sent(struct cluster_worker *cw, const char *key,
+			   size_t nkey, uint64_t hash)
+{
+	assert_ptr_equal(cw, FAKE_CW);
+	assert_true(hash == cache_hash(key, nkey));
+	T.pull_dones++;
+	T.last_pull_err = -ENOBUFS;
+}
+
 /* Two replicas for every 'w' key: 127.0.0.1:6 (n6) and :7 (n7). */
 bool cluster_replica_peer(struct cluster_worker *cw, const char *key,
 			  size_t nkey, uint64_t hash, unsigned idx,

@@ -65,6 +65,9 @@ static int setup_cfg(void **state, unsigned lease_ms, bool sync,
 	struct cluster_config cfg = { .cache = f->cache, .self_id = "c",
 				      .self_addr = ADDR_C,
 				      .replica_lease_ms = lease_ms,
+				      /* a block lasts lease + (nodes + 1) *
+				       * this: short with short leases */
+				      .fwd_timeout_ms = lease_ms < 1000 ? 10 : 0,
 				      .replica_sync = sync,
 				      .hot_sample = sample };
 	f->cl = cluster_create(&cfg);
@@ -494,25 +497,24 @@ static void test_block_until_done(void **state)
 	hot1(f, 1, k, "a", "c", NULL);
 
 	fill(f, k, fill_va);
+	/* A fill that left before the block installs nothing. */
+	struct cluster_route r = read_c(f, k);      /* lease valid: LOCAL */
+	assert_int_equal(r.action, CLUSTER_LOCAL);
 	cluster_invalidate(f->cw, KH(k), true);
 	assert_null(peek(f, k));
-	/* A fill under the new generation is refused while blocked. */
-	fill(f, k, fill_va);
-	assert_null(peek(f, k));
-	assert_int_equal(stat_u64(f, "replica_fill_rejected"), 1);
-	struct cluster_route r = read_c(f, k);
-	assert_int_equal(r.action, CLUSTER_PULL);
-	/* (that pull is still out: the next reader goes to the owner) */
+	/* While blocked no fill is sent: reads go to the owner. */
 	assert_int_equal(read_c(f, k).action, CLUSTER_FORWARD);
-
-	/* 'done' lifts the block; the pull that left while blocked belongs
-	 * to the blocked generation and installs nothing. */
+	/* Two writes blocked us; the first 'done' does not lift the block. */
+	cluster_invalidate(f->cw, KH(k), true);
 	cluster_invalidate(f->cw, KH(k), false);
-	assert_int_equal(cluster_pull_done(f->cw, CLUSTER_PULL_FILL, KH(k),
-					   r.pull_gen, 0, fill_va,
-					   strlen(fill_va)), 0);
-	assert_null(peek(f, k));
-	assert_int_equal(stat_u64(f, "replica_fill_rejected"), 2);
+	assert_int_equal(read_c(f, k).action, CLUSTER_FORWARD);
+	/* A write passing through here does not lift it either. */
+	cluster_route(f->cw, KH(k), CLUSTER_OP_SET, CLUSTER_FROM_CLIENT, false,
+		      &r);
+	assert_int_equal(r.action, CLUSTER_FORWARD);
+	assert_int_equal(read_c(f, k).action, CLUSTER_FORWARD);
+	/* The second 'done' does. */
+	cluster_invalidate(f->cw, KH(k), false);
 	fill(f, k, fill_va);
 	const struct cache_item *it = peek(f, k);
 	assert_non_null(it);
@@ -540,10 +542,12 @@ static void test_lease_expires(void **state)
 	assert_int_equal(peek(f, k)->cas, 777);
 	assert_int_equal(read_c(f, k).action, CLUSTER_LOCAL);
 
-	/* A block expires with the lease too. */
+	/* A block whose 'done' never comes expires: lease + (nodes + 1)
+	 * forward timeouts (50 + 4 * 10 ms here). */
 	cluster_invalidate(f->cw, KH(k), true);
+	assert_int_equal(read_c(f, k).action, CLUSTER_FORWARD);
+	sleep_ms(120);
 	uint64_t g = fill(f, k, NULL);
-	sleep_ms(70);
 	assert_int_equal(cluster_pull_done(f->cw, CLUSTER_PULL_FILL, KH(k), g,
 					   0, fill_va, strlen(fill_va)), 0);
 	assert_non_null(peek(f, k));
@@ -696,7 +700,9 @@ static void test_owner_write(void **state)
 	assert_int_equal(r.action, CLUSTER_LOCAL);
 	assert_false(r.hot_owner);
 
-	/* After the write: one 'dpc_inv <key> done' per replica, queued. */
+	/* After the write: one 'dpc_inv <key> done' per other node of the
+	 * map (not only the set's replicas: a node may run a newer set
+	 * version than ours), queued. */
 	assert_false(cluster_worker_busy(f->cw));
 	cluster_after_write(f->cw, KH(k));
 	assert_int_equal(stat_u64(f, "invalidations_sent"), 2);
@@ -708,7 +714,7 @@ static void test_owner_write(void **state)
 	pick(f, "c", 2, k3, sizeof(k3));
 	hot1(f, 2, k3, "c", "c", "b");
 	cluster_after_write(f->cw, KH(k3));
-	assert_int_equal(stat_u64(f, "invalidations_sent"), 3);
+	assert_int_equal(stat_u64(f, "invalidations_sent"), 4);
 
 	/* Not a hot key: nothing. */
 	char k2[32];
@@ -716,7 +722,7 @@ static void test_owner_write(void **state)
 	r = route(f, k2, CLUSTER_OP_WRITE, CLUSTER_FROM_CLIENT, false);
 	assert_false(r.hot_owner);
 	cluster_after_write(f->cw, KH(k2));
-	assert_int_equal(stat_u64(f, "invalidations_sent"), 3);
+	assert_int_equal(stat_u64(f, "invalidations_sent"), 4);
 	assert_int_equal(stat_u64(f, "replica_hits"), 0);
 }
 
@@ -737,16 +743,17 @@ static void test_owner_write_sync(void **state)
 	assert_int_equal(r.pull_kind, CLUSTER_PULL_BLOCK);
 	assert_true(r.final_hop);
 	assert_true(r.hot_owner);
-	assert_string_equal(r.peer, ADDR_B);
-	assert_string_equal(r.peer_id, "b");
+	assert_string_equal(r.peer, ADDR_A);
+	assert_string_equal(r.peer_id, "a");
 
-	/* The round: the replicas in the map, in set order, then false. */
+	/* The round: every other node of the map, in map order (a node may
+	 * run a newer set version than ours), then false. */
 	assert_true(cluster_replica_peer(f->cw, KH(k), 0, peer, id));
-	assert_string_equal(peer, ADDR_B);
-	assert_string_equal(id, "b");
-	assert_true(cluster_replica_peer(f->cw, KH(k), 1, peer, id));
 	assert_string_equal(peer, ADDR_A);
 	assert_string_equal(id, "a");
+	assert_true(cluster_replica_peer(f->cw, KH(k), 1, peer, id));
+	assert_string_equal(peer, ADDR_B);
+	assert_string_equal(id, "b");
 	assert_false(cluster_replica_peer(f->cw, KH(k), 2, peer, id));
 	/* Not a hot key: no round. */
 	char k2[32];
@@ -760,14 +767,15 @@ static void test_owner_write_sync(void **state)
 	assert_int_equal(r.action, CLUSTER_LOCAL);
 	assert_true(r.hot_owner);
 
-	/* No replica in the map: no round. */
+	/* No replica of the set in the map: the other nodes are still
+	 * blocked (one may run a newer set version). */
 	s = set_new(2);
 	set_add(s, k, "c", "zz", (const char *)NULL);
 	publish_hot(f, s);
 	r = route(f, k, CLUSTER_OP_WRITE, CLUSTER_FROM_CLIENT, false);
-	assert_int_equal(r.action, CLUSTER_LOCAL);
+	assert_int_equal(r.action, CLUSTER_PULL);
 	assert_true(r.hot_owner);
-	assert_false(cluster_replica_peer(f->cw, KH(k), 0, peer, id));
+	assert_true(cluster_replica_peer(f->cw, KH(k), 0, peer, id));
 
 	char buf[64];
 	assert_string_equal(stat_str(f, "replica_consistency", buf), "sync");
@@ -795,7 +803,8 @@ static void test_after_write_sends(void **state)
 	pick(f, "c", 0, k, sizeof(k));
 	hot1(f, 1, k, "c", "a", NULL);
 	cluster_after_write(f->cw, KH(k));
-	assert_int_equal(stat_u64(f, "invalidations_sent"), 1);
+	/* to a (listening here) and b (every other node of the map) */
+	assert_int_equal(stat_u64(f, "invalidations_sent"), 2);
 
 	/* Poll until the request is on the wire (bounded: 2 s). */
 	int conn = -1;
@@ -843,8 +852,10 @@ static void test_owner_warm_pull(void **state)
 	pick(f, "c", 0, k, sizeof(k));
 	pick(f, "c", 1, k2, sizeof(k2));
 	struct hot_set *s = set_new(1);
-	set_add(s, k, "c", "a", (const char *)NULL);
-	set_add(s, k2, "c", "b", (const char *)NULL);
+	/* The set still names the owner the map replaced (b): this node is
+	 * the new owner and warms up from a replica. */
+	set_add(s, k, "b", "a", (const char *)NULL);
+	set_add(s, k2, "b", "a", (const char *)NULL);
 	publish_hot(f, s);
 
 	/* The owner lacks the key: one pull from a replica. */
@@ -870,7 +881,7 @@ static void test_owner_warm_pull(void **state)
 	r = read_c(f, k2);
 	assert_int_equal(r.action, CLUSTER_PULL);
 	assert_int_equal(r.pull_kind, CLUSTER_PULL_WARM);
-	assert_string_equal(r.peer, ADDR_B);
+	assert_string_equal(r.peer, ADDR_A);
 	g = r.pull_gen;
 	r = route(f, k2, CLUSTER_OP_SET, CLUSTER_FROM_CLIENT, false);
 	assert_int_equal(r.action, CLUSTER_LOCAL);
@@ -930,6 +941,70 @@ static void test_replica_write_drops_copy(void **state)
 					   0, fill_va, strlen(fill_va)), 0);
 	assert_null(peek(f, k2));
 	assert_int_equal(stat_u64(f, "replica_fill_rejected"), 1);
+}
+
+/* A TTL change (touch, gat, mg T) is the owner's: a replica passes it on
+ * and drops its copy (which would keep the old TTL); the owner runs it. */
+static void test_touch_goes_to_owner(void **state)
+{
+	struct fixture *f = *state;
+	char k[32];
+
+	publish_map(f, map3_at(ADDR_A, false));
+	pick(f, "a", 0, k, sizeof(k));
+	hot1(f, 1, k, "a", "c", NULL);
+	fill(f, k, fill_va);
+	assert_int_equal(read_c(f, k).action, CLUSTER_LOCAL);
+	struct cluster_route r = route(f, k, CLUSTER_OP_TOUCH,
+				       CLUSTER_FROM_CLIENT, false);
+	assert_int_equal(r.action, CLUSTER_FORWARD);
+	assert_string_equal(r.peer, ADDR_A);
+	assert_null(peek(f, k));
+	assert_int_equal(read_c(f, k).action, CLUSTER_PULL);
+
+	/* at the owner: a local touch, no invalidation round */
+	char k2[32];
+	pick(f, "c", 0, k2, sizeof(k2));
+	hot1(f, 2, k2, "c", "a", NULL);
+	r = route(f, k2, CLUSTER_OP_TOUCH, CLUSTER_FROM_CLIENT, false);
+	assert_int_equal(r.action, CLUSTER_LOCAL);
+	assert_false(r.hot_owner);
+}
+
+/* A fill that cannot even be sent (a full queue): the read runs here, and
+ * must be a miss, not the unvalidated item that is here. */
+static void test_fill_not_sent_is_a_miss(void **state)
+{
+	struct fixture *f = *state;
+	char k[32];
+
+	publish_map(f, map3_at(ADDR_A, false));
+	pick(f, "a", 0, k, sizeof(k));
+	hot1(f, 1, k, "a", "c", NULL);
+	store(f, k, "old");                 /* not installed by a fill */
+	struct cluster_route r = read_c(f, k);
+	assert_int_equal(r.action, CLUSTER_PULL);
+	cluster_fill_not_sent(f->cw, KH(k));
+	assert_null(peek(f, k));
+	/* and the fill slot is free again */
+	assert_int_equal(read_c(f, k).action, CLUSTER_PULL);
+}
+
+/* During a migration an invalidation changes the state only: the item
+ * here may be the data of the key's old or new owner. */
+static void test_invalidate_during_migration_keeps_item(void **state)
+{
+	struct fixture *f = *state;
+	char k[32];
+
+	publish_map(f, map3_at(ADDR_A, false));
+	pick(f, "a", 0, k, sizeof(k));
+	hot1(f, 1, k, "a", "c", NULL);
+	publish_map(f, map3_at(ADDR_A, true));
+	store(f, k, "data");
+	cluster_invalidate(f->cw, KH(k), false);
+	assert_non_null(peek(f, k));
+	assert_int_equal(stat_u64(f, "invalidations_received"), 1);
 }
 
 static void test_preexisting_item_not_served(void **state)
@@ -1252,6 +1327,9 @@ int main(void)
 		T(test_preexisting_item_not_served, setup_default),
 		T(test_migration_turns_replicas_off, setup_default),
 		T(test_sync_copy_ends_with_map_change, setup_sync),
+		T(test_touch_goes_to_owner, setup_default),
+		T(test_fill_not_sent_is_a_miss, setup_default),
+		T(test_invalidate_during_migration_keeps_item, setup_default),
 		T(test_owner_write_ends_warm_up, setup_default),
 		T(test_stats, setup_default),
 		T(test_format_inval, setup_default),
